@@ -1,0 +1,44 @@
+# Every target sets up .venv first (idempotent), so on a fresh clone `make run` and
+# `make test` are the only commands a user needs.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch goes in first: a CPU build where one is available, so that no CUDA wheel is pulled in.
+TORCH_SPEC ?= torch==2.13.0
+export OMP_NUM_THREADS ?= 1
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.PHONY: install run test test-slow bench lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python -m experiments.quickstart
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --timeout=900
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow --timeout=1800
+
+bench: $(STAMP)
+	$(VENV)/bin/recsim-bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) outputs multirun wandb .pytest_cache

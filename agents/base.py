@@ -1,0 +1,215 @@
+"""The agent contract.
+
+Every agent — ours, SB3's behind an adapter, or a plug-in from another package — is built by the
+runner as ``hydra.utils.instantiate(cfg.agent, env=train_env)`` and then driven through this
+SB3-shaped interface. ``OnlineAgent`` implements ``learn`` once (act → step → observe → update), so a
+new agent writes only ``act``, ``observe`` and ``update``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from recsim_env.observation import ObsLayout, get_obs_layout
+
+Info = dict[str, Any]
+
+
+@dataclass
+class Transition:
+    """One vector step over all ``B`` users, as the callback sees it.
+
+    ``next_obs`` is what the agent sees next (after autoreset, a new user's first observation);
+    ``final_obs`` holds the true last observation of users whose session ended this step (rows of
+    users still going equal ``next_obs``). ``info`` is the step's batched info: ground truth about
+    the action just taken (``clicked``, ``engagement``, ``regret``, ``drift_event``, ...) and about
+    the candidates in ``next_obs`` (``click_prob``, ``expected_reward``, ``oracle_action``).
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    next_obs: np.ndarray
+    final_obs: np.ndarray
+    info: Info
+    num_timesteps: int  # user-steps so far, including this step (SB3's num_timesteps)
+    metrics: dict[str, float] = field(default_factory=dict)  # e.g. train/loss, train/epsilon
+
+
+class StepCallback:
+    """Hook through which the runner watches training and can stop it.
+
+    Subclass and override what you need. ``on_step`` returning ``False`` stops ``learn``.
+    The same hook serves our agents and SB3's (through ``agents.sb3`` adapters).
+    """
+
+    def on_training_start(self, agent: Any) -> None:
+        """Called once at the start of ``learn``."""
+
+    def on_step(self, transition: Transition) -> bool:
+        """Called after every vector step; return ``False`` to stop training."""
+        return True
+
+    def on_training_end(self) -> None:
+        """Called once when ``learn`` returns (also when it was stopped)."""
+
+    def on_log(self, scalars: dict[str, float], num_timesteps: int) -> None:
+        """Scalars an agent logs outside ``on_step`` (e.g. SB3's ``train/*`` at each dump)."""
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What the runner needs from an agent (shaped like SB3's algorithms).
+
+    ``__init__(self, env, **hyperparameters)`` takes the (vector) training env.
+    ``act`` is batched: ``obs`` has shape ``(B, obs_dim)``, the result ``(B,)`` (or ``(B, k)`` in
+    slate mode). ``info`` is the info that came with ``obs``; only oracles read it.
+    """
+
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> Agent: ...
+
+    def act(self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None) -> np.ndarray: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: str | Path, env: Any = None) -> Agent: ...
+
+
+def final_observations(next_obs: np.ndarray, info: Info) -> np.ndarray:
+    """The true last observations of a step under same-step autoreset.
+
+    Users whose session ended get their ``final_obs`` row (a bootstrap target must not see the next
+    user's first observation); the others keep ``next_obs``. Returns ``next_obs`` itself (no copy)
+    when nobody finished.
+    """
+    mask = info.get("_final_obs")
+    if mask is None or not np.any(mask):
+        return next_obs
+    final = next_obs.copy()
+    final[mask] = np.stack(info["final_obs"][mask])
+    return final
+
+
+class OnlineAgent(ABC):
+    """Base class with the standard online loop over a vector env.
+
+    Subclasses implement ``act``, ``observe`` (see a batch of transitions) and ``update`` (learn from
+    what was observed; return scalars to log such as ``{"train/loss": ...}``). ``save``/``load``
+    default to pickling ``state_dict()``; agents with torch state override them.
+
+    ``learn`` may be called repeatedly: it continues the same stream (like SB3's
+    ``reset_num_timesteps=False``).
+    """
+
+    def __init__(self, env: Any, seed: int | None = None) -> None:
+        self.env = env
+        self.layout: ObsLayout = get_obs_layout(env)
+        self.num_envs: int = int(getattr(env, "num_envs", 1))
+        self.action_space = getattr(env, "single_action_space", env.action_space)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.num_timesteps = 0
+        self._last_obs: np.ndarray | None = None
+        self._last_info: Info | None = None
+
+    # ------------------------------------------------------------------ what subclasses write
+    @abstractmethod
+    def act(self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None) -> np.ndarray:
+        """Batched action selection."""
+
+    def observe(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: Info,
+    ) -> None:
+        """See one vector step (``next_obs`` already holds final observations of ended sessions)."""
+
+    def update(self) -> dict[str, float]:
+        """Learn from what was observed; return scalars to log."""
+        return {}
+
+    # ------------------------------------------------------------------ the loop
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> OnlineAgent:
+        """Run ``total_steps`` user-steps (a vector step over B users counts B)."""
+        if callback is not None:
+            callback.on_training_start(self)
+        if self._last_obs is None:
+            self._last_obs, self._last_info = self.env.reset(seed=self.seed)
+        obs, info = self._last_obs, self._last_info
+        target = self.num_timesteps + total_steps
+        try:
+            while self.num_timesteps < target:
+                actions = self.act(obs, explore=True, info=info)
+                next_obs, rewards, terminated, truncated, next_info = self.env.step(actions)
+                final_obs = final_observations(next_obs, next_info)
+                self.observe(obs, actions, rewards, final_obs, terminated, truncated, next_info)
+                metrics = self.update()
+                self.num_timesteps += self.num_envs
+                prev_obs, obs, info = obs, next_obs, next_info
+                self._last_obs, self._last_info = obs, info
+                if callback is not None and not callback.on_step(
+                    Transition(
+                        obs=prev_obs,
+                        actions=actions,
+                        rewards=rewards,
+                        terminated=terminated,
+                        truncated=truncated,
+                        next_obs=next_obs,
+                        final_obs=final_obs,
+                        info=next_info,
+                        num_timesteps=self.num_timesteps,
+                        metrics=metrics,
+                    )
+                ):
+                    break
+        finally:
+            if callback is not None:
+                callback.on_training_end()
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (override to add learned state)."""
+        return {"num_timesteps": self.num_timesteps, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.num_timesteps = int(state["num_timesteps"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Constructor kwargs, so that ``load`` can rebuild the agent (override if needed)."""
+        return dict(getattr(self, "_hparams", {}))
+
+    def save(self, path: str | Path) -> None:
+        import pickle
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"class": type(self).__qualname__, "hparams": self.hyperparameters(), "state": self.state_dict()}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(payload, f)
+        tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+
+    @classmethod
+    def load(cls, path: str | Path, env: Any = None) -> OnlineAgent:
+        import pickle
+
+        with open(path, "rb") as f:
+            payload = pickle.load(f)
+        agent = cls(env, **payload["hparams"])
+        agent.load_state_dict(payload["state"])
+        return agent

@@ -1,0 +1,138 @@
+"""Myopic greedy and ε-greedy on an online logistic-regression click model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agents.base import Info
+from agents.baselines.features import LinearFeatures
+from agents.baselines.scoring import ScoringAgent
+
+TARGETS = ("click", "reward")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free
+
+
+class GreedyAgent(ScoringAgent):
+    """Recommends the candidates with the highest predicted click probability (myopic, no exploration).
+
+    The click model is a logistic regression ``p = σ(w·φ)`` on the observed context φ
+    (:class:`~agents.baselines.features.LinearFeatures`), trained online by one SGD step per vector
+    step on the batch's observed clicks (``info["clicked"]``, else ``reward > 0``).
+    ``target="reward"`` instead regresses the reward itself (squared loss) and ranks by it.
+
+    Hyperparameters: ``lr`` (SGD step on the batch-mean gradient), ``l2`` (weight decay),
+    ``target``, ``user_features`` (see ``LinearFeatures``), ``seed``.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        lr: float = 0.5,
+        l2: float = 0.0,
+        target: str = "click",
+        user_features: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(env, seed=seed)
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self._hparams = {
+            "lr": lr,
+            "l2": l2,
+            "target": target,
+            "user_features": user_features,
+            "seed": seed,
+        }
+        self.lr = float(lr)
+        self.l2 = float(l2)
+        self.target = target
+        self.features = LinearFeatures(self.layout, user_features=user_features)
+        self.weights = np.zeros(self.features.dim)
+        self._last_loss = float("nan")
+
+    # ------------------------------------------------------------------ model
+    def predict(self, phi: np.ndarray) -> np.ndarray:
+        """Predicted click probability (or reward) of contexts ``phi (..., dim)``."""
+        z = phi @ self.weights
+        return _sigmoid(z) if self.target == "click" else z
+
+    def scores(self, obs: np.ndarray, *, explore: bool, info: Info | None) -> np.ndarray:
+        return self.predict(self.features.all_candidates(obs))
+
+    # ------------------------------------------------------------------ learning
+    def observe(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: Info,
+    ) -> None:
+        phi, rewards = self.features.feedback(obs, actions, rewards)
+        if self.target == "click":
+            clicked = info.get("clicked") if info is not None else None
+            y = np.asarray(clicked if clicked is not None else rewards > 0, dtype=np.float64)
+            y = y.reshape(rewards.shape)
+            p = _sigmoid(phi @ self.weights)
+            eps = 1e-12
+            self._last_loss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
+        else:
+            y = np.asarray(rewards, dtype=np.float64)
+            p = phi @ self.weights
+            self._last_loss = float(np.mean((p - y) ** 2))
+        # log-loss and squared loss share the gradient (p - y) φ (up to a factor 2 folded into lr)
+        grad = phi.T @ (p - y) / len(y) + self.l2 * self.weights
+        self.weights -= self.lr * grad
+
+    def update(self) -> dict[str, float]:
+        return {"train/loss": self._last_loss}
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "weights": self.weights.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.weights = np.array(state["weights"], dtype=np.float64)
+
+
+class EpsilonGreedyAgent(GreedyAgent):
+    """:class:`GreedyAgent` that, when exploring, recommends uniformly random candidates with
+    probability ``epsilon`` (per user and step). Greedy when ``explore=False``."""
+
+    def __init__(
+        self,
+        env: Any,
+        epsilon: float = 0.1,
+        lr: float = 0.5,
+        l2: float = 0.0,
+        target: str = "click",
+        user_features: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        super().__init__(env, lr=lr, l2=l2, target=target, user_features=user_features, seed=seed)
+        self._hparams = {"epsilon": epsilon, **self._hparams}
+        self.epsilon = float(epsilon)
+
+    def act_batch(self, obs: np.ndarray, *, explore: bool, info: Info | None) -> np.ndarray:
+        actions = super().act_batch(obs, explore=explore, info=info)
+        if not explore or self.epsilon == 0.0:
+            return actions
+        batch = actions.shape[0]
+        mask = self.rng.random(batch) < self.epsilon
+        if self.slate_size:
+            mask = mask[:, None]
+        return np.where(mask, self.random_actions(batch), actions)

@@ -1,0 +1,396 @@
+"""Deep Q-learning for recommendation: Double DQN, dueling head, n-step returns, batched acting.
+
+The loop is ``OnlineAgent.learn`` (act → env.step → observe → update). Semantics follow SB3's
+``DQN`` so that the two are comparable number for number:
+
+* steps are user-steps (a vector step over ``B`` users counts ``B``): ``learning_starts``,
+  ``target_update_interval``, ``total_steps`` and the schedules count them;
+* ``train_freq`` counts vector steps (calls to ``env.step``), as SB3 counts them with a VecEnv:
+  every ``train_freq`` vector steps the agent does ``gradient_steps`` gradient steps
+  (``-1``: one per user-step collected since the last round), so the update-to-data ratio is
+  ``gradient_steps / (train_freq · B)``;
+* until ``learning_starts`` user-steps have been observed, exploring actions are uniform random;
+* the target network is updated every ``target_update_interval`` user-steps (rounded down to whole
+  vector steps): a hard copy when ``tau = 1``, Polyak averaging ``θ' ← τ·θ + (1 − τ)·θ'`` otherwise.
+
+Slate mode (``MultiDiscrete([C] * k)`` actions) uses a documented approximation: the value of a
+slate is the mean of its items' Q-values, so acting is the top-k candidates by Q (ordered, best
+first), exploration picks k distinct random candidates, and the bootstrap value is the mean of the
+top-k Q-values of the next observation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agents.base import Info, OnlineAgent, StepCallback
+from agents.dqn.config import DQNConfig
+from agents.dqn.network import build_q_network
+from agents.dqn.replay import ReplayBuffer
+from agents.dqn.schedules import epsilon_schedule, lr_schedule
+from recsim_env.observation import ObsLayout
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class _EnvSpec:
+    """What the agent needs of an env to act, rebuilt from a checkpoint loaded without one."""
+
+    obs_layout: ObsLayout
+    single_action_space: gymnasium.Space
+    num_envs: int
+
+    @property
+    def action_space(self) -> gymnasium.Space:  # OnlineAgent.__init__ reads it eagerly
+        return self.single_action_space
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; an explicit CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"DQNConfig.device={name!r} is invalid: CUDA is not available here")
+    return torch.device(name)
+
+
+def _to_torch(tree: Any) -> Any:
+    """numpy arrays → tensors, recursively (``torch.load(weights_only=True)`` rejects numpy)."""
+    if isinstance(tree, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(tree))
+    if isinstance(tree, dict):
+        return {k: _to_torch(v) for k, v in tree.items()}
+    return tree
+
+
+def _to_numpy(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.numpy()
+    if isinstance(tree, dict):
+        return {k: _to_numpy(v) for k, v in tree.items()}
+    return tree
+
+
+class DQNAgent(OnlineAgent):
+    """DQN over a recsim vector env; hyperparameters are :class:`DQNConfig` fields.
+
+    Build with keyword hyperparameters (``DQNAgent(env, gamma=0.9, n_step=3)``, which is what
+    ``hydra.utils.instantiate`` does) or with a ready ``config=DQNConfig(...)``.
+    """
+
+    def __init__(self, env: Any, config: DQNConfig | None = None, **hyperparameters: Any) -> None:
+        if config is None:
+            config = DQNConfig.from_dict(hyperparameters)
+        elif hyperparameters:
+            config = DQNConfig.from_dict({**config.to_dict(), **hyperparameters})
+        super().__init__(env, seed=config.seed)
+        self.config = cfg = config
+        self._hparams = cfg.to_dict()
+        if cfg.torch_threads is not None:
+            torch.set_num_threads(cfg.torch_threads)
+        self.device = resolve_device(cfg.device)
+
+        self.num_candidates, self.slate_size = self._parse_action_space(self.action_space)
+        if self.num_candidates != self.layout.num_candidates:
+            raise ValueError(
+                f"action space has {self.num_candidates} candidates but the observation layout "
+                f"{self.layout.num_candidates}"
+            )
+
+        # Networks are initialised from a seed drawn from the agent's own generator, inside a
+        # forked torch RNG so that building an agent never disturbs the global torch stream.
+        init_seed = int(self.rng.integers(2**63 - 1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self.q_net = build_q_network(cfg.network, self.layout, cfg.hidden_sizes, cfg.dueling)
+            self.target_net = build_q_network(
+                cfg.network, self.layout, cfg.hidden_sizes, cfg.dueling
+            )
+        self.q_net.to(self.device)
+        self.target_net.to(self.device)
+        self.target_net.load_state_dict(self.q_net.state_dict())
+        self.target_net.requires_grad_(False)
+        self._params = list(self.q_net.parameters())
+        self._target_params = list(self.target_net.parameters())
+        self.optimizer = torch.optim.Adam(self._params, lr=cfg.lr)
+
+        action_shape = (self.slate_size,) if self.slate_size else ()
+        self.replay = ReplayBuffer(
+            cfg.buffer_size, self.num_envs, self.layout.size, action_shape, cfg.n_step, cfg.gamma
+        )
+        # schedule positions and counters (all checkpointed)
+        self.observed_steps = 0  # user-steps stored in replay (the schedules' position)
+        self.vector_steps = 0  # update() calls
+        self.gradient_steps_done = 0
+        self.schedule_horizon: int | None = cfg.total_steps
+        self._target_every = max(cfg.target_update_interval // self.num_envs, 1)
+
+    # ------------------------------------------------------------------ spaces
+    @staticmethod
+    def _parse_action_space(space: gymnasium.Space) -> tuple[int, int]:
+        if isinstance(space, gymnasium.spaces.Discrete):
+            return int(space.n), 0
+        if isinstance(space, gymnasium.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+            nvec = np.unique(space.nvec)
+            if len(nvec) == 1 and len(space.nvec) <= nvec[0]:
+                return int(nvec[0]), len(space.nvec)
+        raise TypeError(
+            f"DQNAgent needs Discrete(C) or MultiDiscrete([C] * k) actions, got {space!r}"
+        )
+
+    # ------------------------------------------------------------------ schedules
+    def _horizon(self) -> int:
+        if self.schedule_horizon is None:
+            raise ValueError(
+                "the exploration / learning-rate schedules need a horizon: set total_steps in the "
+                "DQN config or call learn() (its total_steps is used) before acting with explore=True"
+            )
+        return self.schedule_horizon
+
+    @property
+    def epsilon(self) -> float:
+        """Exploration rate at the current position (``observed_steps``)."""
+        cfg = self.config
+        schedule = epsilon_schedule(
+            cfg.epsilon_start, cfg.epsilon_end, cfg.exploration_fraction, self._horizon()
+        )
+        return schedule(self.observed_steps)
+
+    @property
+    def learning_rate(self) -> float:
+        cfg = self.config
+        return lr_schedule(cfg.lr_schedule, cfg.lr, cfg.lr_end, self._horizon())(
+            self.observed_steps
+        )
+
+    # ------------------------------------------------------------------ acting
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-value of every candidate, ``(B, C)`` float32 (also a ranking score for evaluation)."""
+        obs = np.asarray(obs, dtype=np.float32)
+        batched = obs.reshape(-1, obs.shape[-1])
+        with torch.inference_mode():
+            q = self.q_net(torch.from_numpy(batched).to(self.device))
+        return q.cpu().numpy().reshape(*obs.shape[:-1], self.num_candidates)
+
+    def _greedy(self, q: torch.Tensor) -> torch.Tensor:
+        if self.slate_size:
+            return torch.topk(q, self.slate_size, dim=1).indices
+        return q.argmax(dim=1)
+
+    def _random_actions(self, n: int) -> np.ndarray:
+        if self.slate_size:  # k distinct candidates, uniformly
+            return np.argsort(self.rng.random((n, self.num_candidates)), axis=1)[
+                :, : self.slate_size
+            ]
+        return self.rng.integers(0, self.num_candidates, size=n)
+
+    def act(
+        self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None
+    ) -> np.ndarray:
+        """Greedy (``explore=False``, deterministic) or ε-greedy actions for a batch of users.
+
+        One forward pass scores all ``B × C`` candidates. A 1-D ``obs`` gets an unbatched action.
+        """
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.ndim == 1
+        obs2d = obs.reshape(1, -1) if single else obs
+        n = obs2d.shape[0]
+        if explore and self.observed_steps < self.config.learning_starts:
+            actions = self._random_actions(n)  # warm-up: uniform (as SB3), no forward pass
+        else:
+            with torch.inference_mode():
+                q = self.q_net(torch.from_numpy(obs2d).to(self.device))
+                actions = self._greedy(q).cpu().numpy()
+            if explore:
+                eps = self.epsilon
+                explore_mask = self.rng.random(n) < eps
+                random_actions = self._random_actions(n)
+                actions[explore_mask] = random_actions[explore_mask]
+        return actions[0] if single else actions
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> DQNAgent:
+        """Run ``total_steps`` more user-steps; the first call fixes the schedule horizon when
+        ``total_steps`` is not set in the config (as SB3's ``learn`` does)."""
+        if self.schedule_horizon is None:
+            self.schedule_horizon = int(total_steps)
+        super().learn(total_steps, callback)
+        return self
+
+    def observe(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: Info,
+    ) -> None:
+        self.replay.add(obs, actions, rewards, next_obs, terminated, truncated)
+        self.observed_steps += self.num_envs
+
+    def update(self) -> dict[str, float]:
+        """Target update and training round when due; metrics only when it trained."""
+        cfg = self.config
+        self.vector_steps += 1
+        if self.vector_steps % self._target_every == 0:
+            self._update_target()
+        if (
+            self.vector_steps % cfg.train_freq != 0
+            or self.observed_steps <= cfg.learning_starts
+            or self.replay.sampleable == 0
+        ):
+            return {}
+        n_steps = cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq * self.num_envs
+        lr = self.learning_rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=self.device)
+        q_sum = torch.zeros((), device=self.device)
+        for _ in range(n_steps):
+            loss, q_mean = self._gradient_step()
+            loss_sum += loss
+            q_sum += q_mean
+        self.gradient_steps_done += n_steps
+        return {
+            "train/loss": loss_sum.item() / n_steps,
+            "train/epsilon": self.epsilon,
+            "train/lr": lr,
+            "train/q_mean": q_sum.item() / n_steps,
+        }
+
+    def _slate_values(self, q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q of the chosen item (single mode) or mean Q of the chosen slate."""
+        if self.slate_size:
+            return q.gather(1, actions).mean(dim=1)
+        return q.gather(1, actions.unsqueeze(1)).squeeze(1)
+
+    def _gradient_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        batch = self.replay.sample(cfg.batch_size, self.rng)
+        dev = self.device
+        obs = torch.from_numpy(batch.obs).to(dev)
+        actions = torch.from_numpy(batch.actions).to(dev)
+        next_obs = torch.from_numpy(batch.next_obs).to(dev)
+        with torch.no_grad():
+            next_q = self.target_net(next_obs)
+            if cfg.double:  # online net picks, target net evaluates
+                next_actions = self._greedy(self.q_net(next_obs))
+                next_value = self._slate_values(next_q, next_actions)
+            elif self.slate_size:
+                next_value = torch.topk(next_q, self.slate_size, dim=1).values.mean(dim=1)
+            else:
+                next_value = next_q.max(dim=1).values
+            not_done = 1.0 - torch.from_numpy(batch.terminated).to(dev)
+            target = (
+                torch.from_numpy(batch.returns).to(dev)
+                + torch.from_numpy(batch.discounts).to(dev) * not_done * next_value
+            )
+        q_taken = self._slate_values(self.q_net(obs), actions)
+        loss = F.smooth_l1_loss(q_taken, target)  # Huber, δ = 1
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+        self.optimizer.step()
+        return loss.detach(), q_taken.detach().mean()
+
+    @torch.no_grad()
+    def _update_target(self) -> None:
+        tau = self.config.tau
+        for target, online in zip(self._target_params, self._params, strict=True):
+            if tau == 1.0:
+                target.copy_(online)
+            else:
+                target.lerp_(online, tau)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        """Everything to continue exactly: networks, optimiser, counters (schedule positions),
+        numpy + torch RNG states, the last observation, optionally the replay buffer. Only
+        tensors and plain Python types, so that ``torch.load(weights_only=True)`` reads it."""
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "class": type(self).__qualname__,
+            "config": self.config.to_dict(),
+            "env_spec": {
+                "num_candidates": self.layout.num_candidates,
+                "num_topics": self.layout.num_topics,
+                "user_dim": self.layout.user_dim,
+                "slate_size": self.slate_size,
+                "num_envs": self.num_envs,
+            },
+            "q_net": self.q_net.state_dict(),
+            "target_net": self.target_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": {
+                "num_timesteps": self.num_timesteps,
+                "observed_steps": self.observed_steps,
+                "vector_steps": self.vector_steps,
+                "gradient_steps_done": self.gradient_steps_done,
+                "schedule_horizon": self.schedule_horizon,
+            },
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "last_obs": None if self._last_obs is None else torch.from_numpy(self._last_obs.copy()),
+            "replay": _to_torch(self.replay.state_dict()) if include_replay else None,
+        }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"unsupported DQN checkpoint format {state.get('format')!r}")
+        self.q_net.load_state_dict(state["q_net"])
+        self.target_net.load_state_dict(state["target_net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        counters = state["counters"]
+        self.num_timesteps = int(counters["num_timesteps"])
+        self.observed_steps = int(counters["observed_steps"])
+        self.vector_steps = int(counters["vector_steps"])
+        self.gradient_steps_done = int(counters["gradient_steps_done"])
+        horizon = counters["schedule_horizon"]
+        self.schedule_horizon = None if horizon is None else int(horizon)
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state["last_obs"] is not None:
+            self._last_obs = state["last_obs"].numpy().copy()
+            self._last_info = {}
+        if state["replay"] is not None:
+            self.replay.load_state_dict(_to_numpy(state["replay"]))
+
+    def save(self, path: str | Path, include_replay: bool = False) -> None:
+        """Atomic ``torch.save`` of :meth:`state_dict` (the env is checkpointed by the runner)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(include_replay=include_replay), tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, env: Any = None, **overrides: Any) -> DQNAgent:
+        """Rebuild from a checkpoint. ``env`` is needed to keep learning; without it the agent
+        can still act (its spaces are rebuilt from the checkpoint). ``overrides`` replace config
+        values that do not change the learned state (e.g. ``device``, ``torch_threads``)."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        config = DQNConfig.from_dict({**state["config"], **overrides})
+        if env is None:
+            spec = state["env_spec"]
+            layout = ObsLayout(spec["num_candidates"], spec["num_topics"], spec["user_dim"])
+            c, k = spec["num_candidates"], spec["slate_size"]
+            space = gymnasium.spaces.MultiDiscrete([c] * k) if k else gymnasium.spaces.Discrete(c)
+            env = _EnvSpec(layout, space, int(spec["num_envs"]))
+        agent = cls(env, config=config)
+        agent.load_state_dict(state)
+        return agent

@@ -1,0 +1,251 @@
+"""Validate a composed run config before anything is built, with messages a user can act on.
+
+Hydra already rejects an unknown group option (``agent=dqnn``: it lists the available options) and an
+override of a key that does not exist (``seeed=1``: "Key 'seeed' is not in struct"). What gets
+through composition — a key added with ``+``, a misspelled key inside an experiment file, a value of
+the right type but out of range — is caught here: each section becomes a typed dataclass whose
+construction checks every value, and an unknown key is reported with the allowed ones and the
+closest match. Agent and env kwargs are validated by their own constructors (``ValueError`` naming
+the parameter); :func:`instantiate_checked` makes those messages name the config key too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.metrics import EVAL_KEYS, LIFELONG_KEYS, ONLINE_KEYS, TIME_KEYS, TRAIN_KEYS
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration (raised before training starts)."""
+
+
+def _fail(key: str, value: Any, expected: str) -> None:
+    raise ConfigError(f"invalid config value {key}={value!r}: expected {expected}")
+
+
+def _int(key: str, value: Any, lo: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(key, value, "an integer" + (f" >= {lo}" if lo is not None else ""))
+    if lo is not None and value < lo:
+        _fail(key, value, f"an integer >= {lo}")
+
+
+def _bool(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(key, value, "true or false")
+
+
+def check_keys(section: str, given: Mapping[str, Any], allowed: list[str]) -> None:
+    """Reject keys of ``given`` that are not in ``allowed``, suggesting the closest allowed key."""
+    for key in given:
+        if key not in allowed:
+            full = f"{section}.{key}" if section else key
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {full!r}{hint} allowed keys"
+                f"{' in ' + section if section else ''}: {sorted(allowed)}"
+            )
+
+
+def summary_metric_names() -> list[str]:
+    """Keys of ``summary.json`` that ``optimize_metric`` may name."""
+    online = list(ONLINE_KEYS) + [f"{k}_final" for k in ONLINE_KEYS if "cumulative" not in k]
+    return online + list(EVAL_KEYS) + list(TRAIN_KEYS) + list(TIME_KEYS) + list(LIFELONG_KEYS)
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """The lifelong run protocol (``conf/protocol/*.yaml``). All step counts are user-steps."""
+
+    total_steps: int = 100_000
+    log_every: int = 1_000  # online metrics are aggregated over windows of this many user-steps
+    eval_every: int = 10_000  # 0: no periodic evaluation
+    eval_episodes: int = 32  # sessions (one per eval user, run in parallel) per evaluation
+    eval_seed: int = 0  # evaluation i draws its users with seed (eval_seed, i)
+    final_eval: bool = True  # evaluate once more at the end (eval/* in summary.json)
+    ndcg_k: int = 5
+    checkpoint_every: int = 10_000  # 0: only at the end
+    keep_checkpoints: int = 1
+
+    def __post_init__(self) -> None:
+        _int("protocol.total_steps", self.total_steps, 1)
+        _int("protocol.log_every", self.log_every, 1)
+        _int("protocol.eval_every", self.eval_every, 0)
+        _int("protocol.eval_episodes", self.eval_episodes, 1)
+        _int("protocol.eval_seed", self.eval_seed, 0)
+        _bool("protocol.final_eval", self.final_eval)
+        _int("protocol.ndcg_k", self.ndcg_k, 1)
+        _int("protocol.checkpoint_every", self.checkpoint_every, 0)
+        _int("protocol.keep_checkpoints", self.keep_checkpoints, 1)
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """``conf/env/*.yaml``: a registered id, the number of parallel users, simulator kwargs."""
+
+    id: str = "recsim_env/DriftingUsers-v0"
+    num_envs: int = 16
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import gymnasium
+
+        import recsim_env  # noqa: F401 — registers the ids
+
+        registered = sorted(k for k in gymnasium.registry if k.startswith("recsim_env/"))
+        if self.id not in gymnasium.registry:
+            _fail("env.id", self.id, f"a registered env id, one of {registered}")
+        _int("env.num_envs", self.num_envs, 1)
+        if not isinstance(self.kwargs, Mapping):
+            _fail("env.kwargs", self.kwargs, "a mapping of simulator parameters")
+
+    def make_kwargs(self) -> dict[str, Any]:
+        """The kwargs to pass to the simulator: ``null`` means "the simulator's default"."""
+        return {k: v for k, v in self.kwargs.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class TopLevelConfig:
+    seed: int = 0
+    torch_threads: int = 1
+    resume: bool | str = False
+    optimize_metric: str = "online/reward"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _int("seed", self.seed, 0)
+        _int("torch_threads", self.torch_threads, 1)
+        if not isinstance(self.resume, bool | str):
+            _fail("resume", self.resume, "true, false or the path of a run directory")
+        if isinstance(self.resume, str) and not Path(self.resume).is_dir():
+            _fail("resume", self.resume, "true, false or the path of an existing run directory")
+        allowed = summary_metric_names()
+        if self.optimize_metric not in allowed:
+            _fail("optimize_metric", self.optimize_metric, f"one of {allowed}")
+        _bool("progress", self.progress)
+
+
+TOP_LEVEL_SECTIONS = ("env", "agent", "logger", "protocol")
+
+
+def _target_importable(key: str, target: Any) -> None:
+    if not isinstance(target, str) or "." not in target:
+        _fail(key, target, "a dotted path 'package.module.Class'")
+    module_name, _, attr = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"invalid config value {key}={target!r}: cannot import {module_name!r} ({exc})") from exc
+    if not hasattr(module, attr):
+        raise ConfigError(f"invalid config value {key}={target!r}: {module_name!r} has no {attr!r}")
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, DictConfig) or OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Check a composed config; return its typed sections. Raises :class:`ConfigError`.
+
+    Returns ``{"top": TopLevelConfig, "env": EnvConfig, "protocol": ProtocolConfig}``.
+    """
+    try:
+        root = _plain(cfg)
+    except Exception as exc:  # interpolation errors, missing mandatory values (???)
+        raise ConfigError(f"cannot resolve the config: {exc}") from exc
+    top_fields = [f.name for f in fields(TopLevelConfig)]
+    check_keys("", root, [*top_fields, *TOP_LEVEL_SECTIONS])
+    for section in TOP_LEVEL_SECTIONS:
+        if section not in root or not isinstance(root[section], Mapping):
+            raise ConfigError(f"the config has no {section!r} section (select one with {section}=<option>)")
+
+    top = TopLevelConfig(**{k: root[k] for k in top_fields if k in root})
+
+    env_node = root["env"]
+    check_keys("env", env_node, [f.name for f in fields(EnvConfig)])
+    env = EnvConfig(**env_node)
+
+    protocol_node = root["protocol"]
+    check_keys("protocol", protocol_node, [f.name for f in fields(ProtocolConfig)])
+    protocol = ProtocolConfig(**protocol_node)
+
+    agent = root["agent"]
+    if "_target_" not in agent:
+        raise ConfigError("agent has no '_target_' (select an agent with agent=<option>)")
+    _target_importable("agent._target_", agent["_target_"])
+
+    logger = root["logger"]
+    check_keys("logger", logger, ["sinks"])
+    sinks = logger.get("sinks") or {}
+    if not isinstance(sinks, Mapping):
+        _fail("logger.sinks", sinks, "a mapping of sink name to sink config")
+    for name, sink in sinks.items():
+        if sink is None:
+            continue  # a sink switched off with logger.sinks.<name>=null
+        if not isinstance(sink, Mapping) or "_target_" not in sink:
+            _fail(f"logger.sinks.{name}", sink, "a sink config with a '_target_'")
+    return {"top": top, "env": env, "protocol": protocol}
+
+
+def instantiate_checked(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node, **kwargs)`` with errors that name the config key.
+
+    An unexpected keyword (a misspelled hyperparameter) lists the accepted ones; a ``ValueError`` from
+    the constructor (a value out of range) is prefixed with the config section.
+    """
+    import hydra
+    from hydra.errors import InstantiationException
+
+    target = node.get("_target_", "?")
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            bad = str(cause).split("unexpected keyword argument")[-1].strip(" '\"")
+            accepted = _accepted_kwargs(str(target))
+            close = difflib.get_close_matches(bad, accepted, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {key}.{bad} for {target}{hint} accepted: {accepted}"
+            ) from exc
+        raise ConfigError(f"invalid {key} config for {target}: {_describe(cause)}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid {key} config for {target}: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+
+
+def _accepted_kwargs(target: str) -> list[str]:
+    try:
+        module_name, _, attr = target.rpartition(".")
+        obj = getattr(importlib.import_module(module_name), attr)
+        params = inspect.signature(obj).parameters
+    except Exception:
+        return []
+    return [
+        p for p, spec in params.items() if p not in ("self", "env") and spec.kind is not spec.VAR_KEYWORD
+    ]
+
+
+def finite_or_nan(value: Any) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value

@@ -1,0 +1,158 @@
+"""Typed, validated simulator parameters.
+
+Every ``gymnasium.make`` kwarg of the registered ids is a field of :class:`SimConfig`; an invalid value
+raises ``ValueError`` naming the parameter, the value and what is allowed, before anything is built.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+REWARDS = ("engagement", "click")
+OBSERVABILITY = ("partial", "full")
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"invalid {name}={value!r}: expected {allowed}")
+
+
+def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, "an integer")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        _fail(name, value, f"an integer in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+
+
+def check_float(
+    name: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        _fail(name, value, "a finite number")
+    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
+    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
+    if bad_lo or bad_hi:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else lo
+        hi_s = "inf" if hi is None else hi
+        _fail(name, value, f"a number in {left}{lo_s}, {hi_s}{right}")
+
+
+def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        _fail(name, value, f"one of {list(allowed)}")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """All model parameters (DESIGN §2.2). Defaults are starting points, tests pin properties."""
+
+    # catalogue
+    num_items: int = 1000
+    num_topics: int = 10
+    topic_concentration: float = 0.3  # Dirichlet α of item topics: small → sparse, focused items
+    quality_appeal_corr: float = -0.6  # clickbait: appealing items tend to be of lower quality
+    item_churn: float = 0.0  # per-tick probability that an item retires (replaced by a new one)
+    popularity_noise: float = 0.05  # std of the observed popularity signal's per-item noise
+    popularity_maturity: float = 200.0  # ticks until a new item's popularity signal is ~63 % formed
+    freshness_scale: float = 500.0  # ticks over which the freshness feature decays by e
+    # candidates / actions
+    num_candidates: int = 20
+    slate_size: int = 0  # 0: pick one candidate (Discrete); k ≥ 1: a slate of k distinct ones
+    position_bias: float = 0.5  # slate: attention weight of position j is 1 / (1 + j)^position_bias
+    # choice model: s = β·(u·x) + α·a − κ·(φ·x); click prob sigmoid(s − s0)
+    interest_weight: float = 4.0  # β
+    appeal_weight: float = 1.0  # α
+    fatigue_weight: float = 2.0  # κ
+    click_threshold: float = 1.5  # s0
+    # engagement on click: length · 2·sigmoid(γq·q + γσ·σ)
+    quality_engagement: float = 1.0  # γq
+    satisfaction_engagement: float = 0.5  # γσ
+    reward: str = "engagement"
+    # endogenous user dynamics
+    interest_lr: float = 0.1  # bounded step of the interest pull towards consumed topics (≤ 0.5)
+    disappointment_quality: float = -0.5  # clicks on items below this quality push interest away
+    fatigue_decay: float = 0.8  # φ ← ρφ + (1−ρ)·x·(click + exposure)
+    exposure_fatigue: float = 0.2  # fatigue from being shown a topic without clicking it
+    satisfaction_rate: float = 0.2
+    clickbait_penalty: float = 0.5  # c in satisfaction target tanh(q − c·a)
+    budget_min: float = 15.0
+    budget_max: float = 25.0
+    budget_refund: float = 0.8  # budget change per click: −1 + refund·tanh(q − c·a)
+    max_session_steps: int = 200
+    user_noise: float = 0.5  # spread of new users' interests around the population mean
+    # exogenous drift
+    drift: Any = "none"  # preset name or list of {schedule..., process...} dicts (see drift.py)
+    drift_pull: float = 0.02  # per tick, live users move this share towards the population mean
+    # observation
+    observability: str = "partial"
+    notify_drift: bool = False
+    history_decay: float = 0.8
+
+    def __post_init__(self) -> None:
+        check_int("num_items", self.num_items, 1)
+        check_int("num_topics", self.num_topics, 1)
+        check_float("topic_concentration", self.topic_concentration, 0.0, lo_open=True)
+        check_float("quality_appeal_corr", self.quality_appeal_corr, -1.0, 1.0)
+        check_float("item_churn", self.item_churn, 0.0, 1.0)
+        check_float("popularity_noise", self.popularity_noise, 0.0)
+        check_float("popularity_maturity", self.popularity_maturity, 0.0, lo_open=True)
+        check_float("freshness_scale", self.freshness_scale, 0.0, lo_open=True)
+        check_int("num_candidates", self.num_candidates, 1)
+        if self.num_candidates > self.num_items:
+            _fail("num_candidates", self.num_candidates, f"at most num_items={self.num_items}")
+        check_int("slate_size", self.slate_size, 0)
+        if self.slate_size > self.num_candidates:
+            _fail("slate_size", self.slate_size, f"0 (single item) or 1..num_candidates={self.num_candidates}")
+        check_float("position_bias", self.position_bias, 0.0)
+        for name in ("interest_weight", "appeal_weight", "fatigue_weight", "quality_engagement",
+                     "satisfaction_engagement", "clickbait_penalty", "budget_refund", "user_noise"):
+            check_float(name, getattr(self, name), 0.0)
+        check_float("click_threshold", self.click_threshold)
+        check_choice("reward", self.reward, REWARDS)
+        check_float("interest_lr", self.interest_lr, 0.0, 0.5)
+        check_float("disappointment_quality", self.disappointment_quality)
+        check_float("fatigue_decay", self.fatigue_decay, 0.0, 1.0, hi_open=True)
+        check_float("exposure_fatigue", self.exposure_fatigue, 0.0, 1.0)
+        check_float("satisfaction_rate", self.satisfaction_rate, 0.0, 1.0)
+        check_float("budget_min", self.budget_min, 0.0, lo_open=True)
+        check_float("budget_max", self.budget_max, self.budget_min)
+        check_int("max_session_steps", self.max_session_steps, 1)
+        check_float("drift_pull", self.drift_pull, 0.0, 1.0)
+        check_choice("observability", self.observability, OBSERVABILITY)
+        if not isinstance(self.notify_drift, bool):
+            _fail("notify_drift", self.notify_drift, "True or False")
+        check_float("history_decay", self.history_decay, 0.0, 1.0, hi_open=True)
+        from recsim_env.drift import parse_drift  # validates drift specs (late import: no cycle)
+
+        parse_drift(self.drift)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> SimConfig:
+        """Build from ``make`` kwargs, rejecting unknown names with the list of known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"unknown simulator parameter(s) {unknown}; known parameters: {sorted(known)}")
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def fatigue_max(self) -> float:
+        return 1.0 + self.exposure_fatigue
+
+    @property
+    def slate_mode(self) -> bool:
+        return self.slate_size > 0
+
+

@@ -1,0 +1,249 @@
+"""The batched simulator core: B users stepped at once with vectorised numpy.
+
+Both Gymnasium faces (``RecSimEnv``: B = 1, ``RecSimVectorEnv``: B users) are thin views of this
+class. Per-user randomness comes from :mod:`recsim_env.rng` keyed by (user slot, step counter), so
+user ``i`` of a vector env sees exactly what a single env with ``user_index=i`` sees.
+
+Order of one step at counter t: resolve the action on the candidates shown (click drawn at t) →
+user dynamics → world tick (clock, churn, drift; owners only) → drift pull → termination →
+counter t+1 → new candidates (drawn at t+1) → new users for ended sessions (drawn at t+1, same-step
+autoreset) → observation and ground truth for the new candidates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recsim_env import rng as crng
+from recsim_env.choice import engagement_if_clicked, scores, sigmoid, slate_click_probs
+from recsim_env.config import SimConfig
+from recsim_env.observation import ObsLayout
+from recsim_env.users import Users
+from recsim_env.world import World
+
+_KEY_USER, _KEY_CAND, _KEY_CLICK = 1, 2, 3
+
+
+def _strides(m: int) -> np.ndarray:
+    """Strides coprime with M: an arithmetic progression with such a stride never repeats an item."""
+    cand = np.arange(1, max(m, 2))
+    return cand[np.gcd(cand, m) == 1] if m > 1 else np.array([1])
+
+
+class BatchedCore:
+    def __init__(self, cfg: SimConfig, batch: int, *, seed: int | None = None,
+                 world: World | None = None, user_index: int = 0) -> None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"invalid num_envs={batch!r}: expected an integer ≥ 1")
+        if isinstance(user_index, bool) or not isinstance(user_index, int) or user_index < 0:
+            raise ValueError(f"invalid user_index={user_index!r}: expected an integer ≥ 0")
+        if world is not None and world.cfg.num_items != cfg.num_items:
+            raise ValueError("a shared world must have the same catalogue size (num_items)")
+        self.cfg = cfg
+        self.batch = batch
+        self.follower = world is not None
+        self.world = world if world is not None else World(cfg, seed)
+        self.slots = np.arange(user_index, user_index + batch, dtype=np.uint64)
+        self.user_index = user_index
+        self.users = Users(cfg, batch)
+        user_dim = cfg.num_topics + 2 + int(cfg.notify_drift)
+        if cfg.observability == "full":
+            user_dim += 2 * cfg.num_topics + 2
+        self.layout = ObsLayout(cfg.num_candidates, cfg.num_topics, user_dim)
+        self.strides = _strides(cfg.num_items)
+        self._cand_offsets = np.arange(cfg.num_candidates, dtype=np.int64)
+        self._rows = np.arange(batch)
+        self.counter = 0
+        self._set_keys(self.world.seed)
+        self.candidates = np.zeros((batch, cfg.num_candidates), np.int64)
+        self.obs = np.zeros((batch, self.layout.size), np.float32)
+
+    # ------------------------------------------------------------------------------ seeding
+    def _set_keys(self, seed: int) -> None:
+        salt = 1 if self.follower else 0  # evaluation users are never the training users
+        self._keys = [crng.derive_key(seed, salt, k) for k in (_KEY_USER, _KEY_CAND, _KEY_CLICK)]
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """New users for every slot. With a seed an owner re-creates its world (clock 0)."""
+        if seed is not None:
+            if not self.follower:
+                self.world.reset(seed)
+            self.counter = 0
+            self._set_keys(seed if self.follower else self.world.seed)
+        self._draw_candidates()
+        self._spawn(self._rows)
+        self._observe(self._rows)
+        info = self._candidate_info()
+        return self.obs, info
+
+    # ------------------------------------------------------------------------------ step
+    def step(self, actions: np.ndarray, *, autoreset: bool = True):
+        cfg, users, cat = self.cfg, self.users, self.world.catalogue
+        rows = self._rows
+        u = crng.uniforms(self._keys[2], self.slots, self.counter, 1)[:, 0]
+        if cfg.slate_mode:
+            slate = actions
+            slate_scores = np.take_along_axis(self._scores, slate, axis=1)
+            probs = slate_click_probs(cfg, slate_scores)  # (B, k)
+            cum = np.cumsum(probs, axis=1)
+            pos = (u[:, None] >= cum).sum(axis=1)  # k means "no click"
+            clicked = pos < cfg.slate_size
+            pos = np.minimum(pos, cfg.slate_size - 1)
+            chosen = slate[rows, pos]
+            slate_eng = np.take_along_axis(self._eng, slate, axis=1)
+            value = (probs * (slate_eng if cfg.reward == "engagement" else 1.0)).sum(axis=1)
+            regret = np.maximum(self._best_value - value, 0.0)
+            shown_items = np.take_along_axis(self.candidates, slate, axis=1)
+            shown_topics = cat.topics[shown_items].mean(axis=1)
+        else:
+            chosen = actions
+            clicked = u < self._click_prob[rows, chosen]
+            regret = self._best_value - self._expected[rows, chosen]
+            shown_topics = None
+        item = self.candidates[rows, chosen]
+        topics = cat.topics[item]
+        engagement = np.where(clicked, self._eng[rows, chosen], 0.0).astype(np.float32)
+        reward = engagement if cfg.reward == "engagement" else clicked.astype(np.float32)
+        users.consume(clicked, topics if shown_topics is None else shown_topics, topics,
+                      cat.quality[item], cat.appeal[item], reward)
+
+        event = False if self.follower else self.world.tick()
+        users.pull_towards(self.world.drift.mean, cfg.drift_pull)
+        terminated = users.budget <= 0.0
+        truncated = (users.session_step >= cfg.max_session_steps) & ~terminated
+        self.counter += 1
+        self._draw_candidates()
+        self._observe(rows)
+        info = {
+            "clicked": clicked,
+            "engagement": engagement,
+            "regret": regret.astype(np.float32),
+            "drift_event": np.full(self.batch, event),
+            "drift_phase": np.full(self.batch, self.world.drift.phase, np.int64),
+            "clock": np.full(self.batch, self.world.clock, np.int64),
+        }
+        info.update(self._candidate_info())
+        done = terminated | truncated
+        if autoreset and done.any():
+            ended = np.flatnonzero(done)
+            final_obs = np.zeros_like(self.obs)  # calloc'd: only ended rows are touched
+            final_obs[ended] = self.obs[ended]
+            final_info = {k: np.zeros_like(info[k]) for k in ("click_prob", "expected_reward", "oracle_action")}
+            for key, value in final_info.items():
+                value[ended] = info[key][ended]
+            final_info["episode_return"] = np.where(done, users.session_return, 0.0)
+            final_info["episode_length"] = np.where(done, users.session_step, 0)
+            self._spawn(ended)
+            self._observe(ended)
+            info.update(self._candidate_info())
+            info["final_obs"], info["_final_obs"] = final_obs, done
+            info["final_info"], info["_final_info"] = final_info, done
+        return self.obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------------------ internals
+    def _draw_candidates(self) -> None:
+        u = crng.uniforms(self._keys[1], self.slots, self.counter, 2)
+        m = self.cfg.num_items
+        start = (u[:, 0] * m).astype(np.int64)
+        stride = self.strides[(u[:, 1] * len(self.strides)).astype(np.int64)]
+        self.candidates = (start[:, None] + stride[:, None] * self._cand_offsets) % m
+
+    def _spawn(self, rows: np.ndarray) -> None:
+        k = self.cfg.num_topics
+        u = crng.uniforms(self._keys[0], self.slots[rows], self.counter, 2 * k + 1)
+        noise = np.sqrt(-2.0 * np.log(u[:, :k])) * np.cos(2.0 * np.pi * u[:, k : 2 * k])
+        self.users.spawn(rows, self.world.drift.new_user_mean, noise, u[:, 2 * k])
+
+    def _observe(self, rows: np.ndarray) -> None:
+        """Write observation rows and the ground truth of their candidates."""
+        cfg, cat, users, lay = self.cfg, self.world.catalogue, self.users, self.layout
+        every = len(rows) == self.batch
+        if every:
+            self.obs = np.empty_like(self.obs)  # a fresh array each step: agents may keep it
+            cand = self.candidates
+        else:
+            cand = self.candidates[rows]
+        items = cat.features[cand]  # (n, C, F)
+        obs = self.obs
+        obs_rows = obs if every else np.empty((len(rows), lay.size), np.float32)
+        obs_rows[:, : lay.items_size] = items.reshape(len(rows), -1)
+        k, o = cfg.num_topics, lay.items_size
+        obs_rows[:, o : o + k] = users.history[rows]
+        obs_rows[:, o + k] = users.ctr[rows]
+        obs_rows[:, o + k + 1] = users.session_step[rows] / cfg.max_session_steps
+        o += k + 2
+        if cfg.notify_drift:
+            obs_rows[:, o] = float(self.world.last_event and not self.follower)
+            o += 1
+        if cfg.observability == "full":
+            obs_rows[:, o : o + k] = users.interest[rows]
+            obs_rows[:, o + k : o + 2 * k] = users.fatigue[rows] / cfg.fatigue_max
+            obs_rows[:, o + 2 * k] = users.satisfaction[rows]
+            obs_rows[:, o + 2 * k + 1] = np.clip(users.budget[rows] / cfg.budget_max, 0.0, 1.0)
+        if not every:
+            obs[rows] = obs_rows
+        # Ground truth for these candidates (never in the observation).
+        s = scores(cfg, items[..., :k], cat.appeal[cand], users.interest[rows], users.fatigue[rows])
+        p = sigmoid(s - cfg.click_threshold)
+        eng = engagement_if_clicked(cfg, cat.length[cand], cat.quality[cand], users.satisfaction[rows])
+        expected = p * eng if cfg.reward == "engagement" else p
+        if every:
+            self._scores, self._click_prob, self._eng, self._expected = s, p, eng, expected
+        else:
+            self._scores[rows], self._click_prob[rows], self._eng[rows], self._expected[rows] = s, p, eng, expected
+        self._oracle_rows(rows, s, eng, expected, every)
+
+    def _oracle_rows(self, rows, s, eng, expected, every) -> None:
+        cfg = self.cfg
+        if not cfg.slate_mode:
+            oracle = expected.argmax(axis=1)
+            best = expected[np.arange(len(rows)), oracle]
+        else:
+            # Top-k by stand-alone expected reward, best first: an approximation of the best MNL
+            # slate (exact for k = 1); regret is clipped at 0 should a chosen slate beat it.
+            k = cfg.slate_size
+            top = np.argpartition(-expected, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(expected, top, axis=1), axis=1, kind="stable")
+            oracle = np.take_along_axis(top, order, axis=1)
+            probs = slate_click_probs(cfg, np.take_along_axis(s, oracle, axis=1))
+            gain = np.take_along_axis(eng, oracle, axis=1) if cfg.reward == "engagement" else 1.0
+            best = (probs * gain).sum(axis=1)
+        if every:
+            self._oracle, self._best_value = oracle, best
+        else:
+            self._oracle[rows], self._best_value[rows] = oracle, best
+
+    def _candidate_info(self) -> dict[str, np.ndarray]:
+        return {
+            "click_prob": self._click_prob.astype(np.float32, copy=True),
+            "expected_reward": self._expected.astype(np.float32, copy=True),
+            "oracle_action": self._oracle.copy(),
+        }
+
+    # ------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "counter": self.counter,
+            "keys": [int(k) for k in self._keys],
+            "users": self.users.state_dict(),
+            "candidates": self.candidates.copy(),
+            "obs": self.obs.copy(),
+        }
+        if not self.follower:
+            state["world"] = self.world.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "world" in state and not self.follower:
+            self.world.load_state_dict(state["world"])
+        self.counter = int(state["counter"])
+        self._keys = [np.uint64(k) for k in state["keys"]]
+        self.users.load_state_dict(state["users"])
+        self.candidates = state["candidates"].copy()
+        self._observe(self._rows)
+        if not np.array_equal(self.obs, state["obs"]):
+            raise ValueError("inconsistent simulator state: the observation does not match")
+
+

@@ -1,0 +1,85 @@
+"""Layout of the flat observation vector.
+
+The observation is one flat ``float32`` vector so that SB3's ``MlpPolicy`` works as is. Agents that
+want structure (per-candidate scoring networks, bandits that treat candidates as arms) use
+:class:`ObsLayout` to split it again, without knowing how the simulator builds it:
+
+    [ candidate 0 features | candidate 1 features | ... | candidate C-1 features | user features ]
+
+Per-candidate features (``item_dim`` = K + 3), all in [0, 1]:
+    topics (K, sums to 1), observed popularity, freshness (1 = just born), normalised length.
+User features (``user_dim``), partial mode:
+    click-history topic summary (K, in [0, 1]), recent click rate, session progress;
+    + drift notification flag (if ``notify_drift``);
+    full mode adds: true interest (K, in [-1, 1]), normalised fatigue (K), satisfaction ([-1, 1]),
+    normalised remaining budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ITEM_EXTRA_FEATURES = ("popularity", "freshness", "length")
+
+
+@dataclass(frozen=True)
+class ObsLayout:
+    """Where each part of the flat observation lives."""
+
+    num_candidates: int
+    num_topics: int
+    user_dim: int
+
+    @property
+    def item_dim(self) -> int:
+        return self.num_topics + len(ITEM_EXTRA_FEATURES)
+
+    @property
+    def items_size(self) -> int:
+        return self.num_candidates * self.item_dim
+
+    @property
+    def size(self) -> int:
+        return self.items_size + self.user_dim
+
+    @property
+    def popularity_index(self) -> int:
+        """Index of the popularity signal inside one candidate's feature vector."""
+        return self.num_topics
+
+    def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``obs`` of shape ``(..., size)`` → items ``(..., C, item_dim)`` and user ``(..., user_dim)``.
+
+        Both are views (no copy)."""
+        obs = np.asarray(obs)
+        lead = obs.shape[:-1]
+        items = obs[..., : self.items_size].reshape(*lead, self.num_candidates, self.item_dim)
+        return items, obs[..., self.items_size :]
+
+    def candidate_topics(self, obs: np.ndarray) -> np.ndarray:
+        return self.split(obs)[0][..., : self.num_topics]
+
+    def popularity(self, obs: np.ndarray) -> np.ndarray:
+        """Observed popularity of each candidate, shape ``(..., C)``."""
+        return self.split(obs)[0][..., self.popularity_index]
+
+
+def get_obs_layout(env: Any) -> ObsLayout:
+    """Find the :class:`ObsLayout` of a recsim env, vector env, SB3 VecEnv or wrapper around one."""
+    seen = set()
+    current = env
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        layout = getattr(current, "__dict__", {}).get("obs_layout")
+        if isinstance(layout, ObsLayout):
+            return layout
+        # gymnasium wrappers expose .env / .unwrapped; SB3 VecEnvWrappers expose .venv
+        current = getattr(current, "venv", None) or getattr(current, "env", None)
+    if hasattr(env, "get_attr"):  # SB3 VecEnv over separate (e.g. subprocess) envs
+        layouts = env.get_attr("obs_layout")
+        if layouts and isinstance(layouts[0], ObsLayout):
+            return layouts[0]
+    raise TypeError(f"{env!r} is not a recsim_env environment: it has no `obs_layout`")
