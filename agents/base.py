@@ -75,7 +75,9 @@ class Agent(Protocol):
 
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> Agent: ...
 
-    def act(self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None) -> np.ndarray: ...
+    def act(
+        self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None
+    ) -> np.ndarray: ...
 
     def save(self, path: str | Path) -> None: ...
 
@@ -88,14 +90,16 @@ def final_observations(next_obs: np.ndarray, info: Info) -> np.ndarray:
 
     Users whose session ended get their ``final_obs`` row (a bootstrap target must not see the next
     user's first observation); the others keep ``next_obs``. Returns ``next_obs`` itself (no copy)
-    when nobody finished.
+    when nobody finished. ``final_obs`` is the simulator's dense ``(B, obs_dim)`` array; an object
+    array (Gymnasium's own vector envs) works too.
     """
     mask = info.get("_final_obs")
     if mask is None or not np.any(mask):
         return next_obs
-    final = next_obs.copy()
-    final[mask] = np.stack(info["final_obs"][mask])
-    return final
+    final = info["final_obs"]
+    if final.dtype == object:
+        final = np.stack([f if m else o for f, o, m in zip(final, next_obs, mask, strict=True)])
+    return np.where(np.asarray(mask)[:, None], final, next_obs)
 
 
 class OnlineAgent(ABC):
@@ -122,7 +126,9 @@ class OnlineAgent(ABC):
 
     # ------------------------------------------------------------------ what subclasses write
     @abstractmethod
-    def act(self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None
+    ) -> np.ndarray:
         """Batched action selection."""
 
     def observe(
@@ -198,7 +204,11 @@ class OnlineAgent(ABC):
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"class": type(self).__qualname__, "hparams": self.hyperparameters(), "state": self.state_dict()}
+        payload = {
+            "class": type(self).__qualname__,
+            "hparams": self.hyperparameters(),
+            "state": self.state_dict(),
+        }
         tmp = path.with_suffix(path.suffix + ".tmp")
         with open(tmp, "wb") as f:
             pickle.dump(payload, f)

@@ -18,18 +18,28 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def scores(cfg: SimConfig, topics: np.ndarray, appeal: np.ndarray, interest: np.ndarray,
-           fatigue: np.ndarray) -> np.ndarray:
+def scores(
+    cfg: SimConfig,
+    topics: np.ndarray,
+    appeal: np.ndarray,
+    interest: np.ndarray,
+    fatigue: np.ndarray,
+) -> np.ndarray:
     """``(B, C)`` utilities from candidate topics ``(B, C, K)``, appeal ``(B, C)``, user state ``(B, K)``."""
-    w = cfg.interest_weight * interest - cfg.fatigue_weight * fatigue  # (u·x)β − κ(φ·x) = (βu − κφ)·x
+    w = (
+        cfg.interest_weight * interest - cfg.fatigue_weight * fatigue
+    )  # (u·x)β − κ(φ·x) = (βu − κφ)·x
     return np.einsum("bck,bk->bc", topics, w) + cfg.appeal_weight * appeal
 
 
-def engagement_if_clicked(cfg: SimConfig, length: np.ndarray, quality: np.ndarray,
-                          satisfaction: np.ndarray) -> np.ndarray:
+def engagement_if_clicked(
+    cfg: SimConfig, length: np.ndarray, quality: np.ndarray, satisfaction: np.ndarray
+) -> np.ndarray:
     """Watch time on a click; ``satisfaction`` is ``(B,)`` and broadcasts over candidates."""
     sat = satisfaction[:, None] if quality.ndim == 2 else satisfaction
-    return length * 2.0 * sigmoid(cfg.quality_engagement * quality + cfg.satisfaction_engagement * sat)
+    return (
+        length * 2.0 * sigmoid(cfg.quality_engagement * quality + cfg.satisfaction_engagement * sat)
+    )
 
 
 def position_weights(cfg: SimConfig) -> np.ndarray:

@@ -22,7 +22,11 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(name, value, "an integer")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        _fail(name, value, f"an integer in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+        _fail(
+            name,
+            value,
+            f"an integer in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]",
+        )
 
 
 def check_float(
@@ -111,10 +115,22 @@ class SimConfig:
             _fail("num_candidates", self.num_candidates, f"at most num_items={self.num_items}")
         check_int("slate_size", self.slate_size, 0)
         if self.slate_size > self.num_candidates:
-            _fail("slate_size", self.slate_size, f"0 (single item) or 1..num_candidates={self.num_candidates}")
+            _fail(
+                "slate_size",
+                self.slate_size,
+                f"0 (single item) or 1..num_candidates={self.num_candidates}",
+            )
         check_float("position_bias", self.position_bias, 0.0)
-        for name in ("interest_weight", "appeal_weight", "fatigue_weight", "quality_engagement",
-                     "satisfaction_engagement", "clickbait_penalty", "budget_refund", "user_noise"):
+        for name in (
+            "interest_weight",
+            "appeal_weight",
+            "fatigue_weight",
+            "quality_engagement",
+            "satisfaction_engagement",
+            "clickbait_penalty",
+            "budget_refund",
+            "user_noise",
+        ):
             check_float(name, getattr(self, name), 0.0)
         check_float("click_threshold", self.click_threshold)
         check_choice("reward", self.reward, REWARDS)
@@ -141,7 +157,9 @@ class SimConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise ValueError(f"unknown simulator parameter(s) {unknown}; known parameters: {sorted(known)}")
+            raise ValueError(
+                f"unknown simulator parameter(s) {unknown}; known parameters: {sorted(known)}"
+            )
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,5 +172,3 @@ class SimConfig:
     @property
     def slate_mode(self) -> bool:
         return self.slate_size > 0
-
-

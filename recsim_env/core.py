@@ -33,8 +33,15 @@ def _strides(m: int) -> np.ndarray:
 
 
 class BatchedCore:
-    def __init__(self, cfg: SimConfig, batch: int, *, seed: int | None = None,
-                 world: World | None = None, user_index: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: SimConfig,
+        batch: int,
+        *,
+        seed: int | None = None,
+        world: World | None = None,
+        user_index: int = 0,
+    ) -> None:
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"invalid num_envs={batch!r}: expected an integer ≥ 1")
         if isinstance(user_index, bool) or not isinstance(user_index, int) or user_index < 0:
@@ -106,8 +113,14 @@ class BatchedCore:
         topics = cat.topics[item]
         engagement = np.where(clicked, self._eng[rows, chosen], 0.0).astype(np.float32)
         reward = engagement if cfg.reward == "engagement" else clicked.astype(np.float32)
-        users.consume(clicked, topics if shown_topics is None else shown_topics, topics,
-                      cat.quality[item], cat.appeal[item], reward)
+        users.consume(
+            clicked,
+            topics if shown_topics is None else shown_topics,
+            topics,
+            cat.quality[item],
+            cat.appeal[item],
+            reward,
+        )
 
         event = False if self.follower else self.world.tick()
         users.pull_towards(self.world.drift.mean, cfg.drift_pull)
@@ -130,7 +143,10 @@ class BatchedCore:
             ended = np.flatnonzero(done)
             final_obs = np.zeros_like(self.obs)  # calloc'd: only ended rows are touched
             final_obs[ended] = self.obs[ended]
-            final_info = {k: np.zeros_like(info[k]) for k in ("click_prob", "expected_reward", "oracle_action")}
+            final_info = {
+                k: np.zeros_like(info[k])
+                for k in ("click_prob", "expected_reward", "oracle_action")
+            }
             for key, value in final_info.items():
                 value[ended] = info[key][ended]
             final_info["episode_return"] = np.where(done, users.session_return, 0.0)
@@ -187,12 +203,19 @@ class BatchedCore:
         # Ground truth for these candidates (never in the observation).
         s = scores(cfg, items[..., :k], cat.appeal[cand], users.interest[rows], users.fatigue[rows])
         p = sigmoid(s - cfg.click_threshold)
-        eng = engagement_if_clicked(cfg, cat.length[cand], cat.quality[cand], users.satisfaction[rows])
+        eng = engagement_if_clicked(
+            cfg, cat.length[cand], cat.quality[cand], users.satisfaction[rows]
+        )
         expected = p * eng if cfg.reward == "engagement" else p
         if every:
             self._scores, self._click_prob, self._eng, self._expected = s, p, eng, expected
         else:
-            self._scores[rows], self._click_prob[rows], self._eng[rows], self._expected[rows] = s, p, eng, expected
+            self._scores[rows], self._click_prob[rows], self._eng[rows], self._expected[rows] = (
+                s,
+                p,
+                eng,
+                expected,
+            )
         self._oracle_rows(rows, s, eng, expected, every)
 
     def _oracle_rows(self, rows, s, eng, expected, every) -> None:
@@ -245,5 +268,3 @@ class BatchedCore:
         self._observe(self._rows)
         if not np.array_equal(self.obs, state["obs"]):
             raise ValueError("inconsistent simulator state: the observation does not match")
-
-

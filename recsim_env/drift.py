@@ -43,14 +43,27 @@ ABRUPT = {"jump", "seasonal", "trending", "cohort"}
 
 DRIFT_PRESETS: dict[str, list[dict[str, Any]]] = {
     "none": [],
-    "gradual": [{"schedule": "periodic", "period": 1, "process": "ou", "theta": 0.001, "sigma": 0.01}],
+    "gradual": [
+        {"schedule": "periodic", "period": 1, "process": "ou", "theta": 0.001, "sigma": 0.01}
+    ],
     "abrupt": [{"schedule": "periodic", "period": 2000, "process": "jump"}],
     "poisson_jumps": [{"schedule": "poisson", "rate": 5e-4, "process": "jump"}],
-    "seasonal": [{"schedule": "periodic", "period": 1000, "process": "seasonal", "num_profiles": 2}],
+    "seasonal": [
+        {"schedule": "periodic", "period": 1000, "process": "seasonal", "num_profiles": 2}
+    ],
     "trending": [{"schedule": "poisson", "rate": 1e-3, "process": "trending", "ramp": 300}],
     "cohort": [{"schedule": "periodic", "period": 2000, "process": "cohort"}],
-    "burst": [{"schedule": "burst", "period": 2000, "length": 100, "rate": 0.05, "process": "jump",
-               "ramp": 0, "scale": 0.3}],
+    "burst": [
+        {
+            "schedule": "burst",
+            "period": 2000,
+            "length": 100,
+            "rate": 0.05,
+            "process": "jump",
+            "ramp": 0,
+            "scale": 0.3,
+        }
+    ],
     "mixed": [
         {"schedule": "periodic", "period": 1, "process": "ou", "theta": 0.001, "sigma": 0.01},
         {"schedule": "poisson", "rate": 5e-4, "process": "jump"},
@@ -93,8 +106,12 @@ def _parse_component(i: int, c: dict[str, Any]) -> DriftComponent:
         elif key in pp:
             pp[key] = value
         else:
-            _fail(f"{where}.{key}", value, f"a parameter of schedule {schedule!r} ({sorted(sp)}) "
-                  f"or process {process!r} ({sorted(pp)})")
+            _fail(
+                f"{where}.{key}",
+                value,
+                f"a parameter of schedule {schedule!r} ({sorted(sp)}) "
+                f"or process {process!r} ({sorted(pp)})",
+            )
     _check_schedule(where, schedule, sp)
     _check_process(where, process, pp)
     return DriftComponent(schedule, process, sp, pp)
@@ -162,7 +179,9 @@ class Drift:
             if c.process == "seasonal":
                 n = c.process_params["num_profiles"]
                 scale = c.process_params["scale"]
-                self.profiles[i] = np.stack([start] + [random_profile(rng, num_topics, scale) for _ in range(n - 1)])
+                self.profiles[i] = np.stack(
+                    [start] + [random_profile(rng, num_topics, scale) for _ in range(n - 1)]
+                )
         self.mean = start.copy()
         self.new_user_mean = start.copy()
 
@@ -240,11 +259,17 @@ class Drift:
     # --------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         return {
-            "glide_from": self.glide_from.copy(), "glide_to": self.glide_to.copy(),
-            "glide_len": self.glide_len, "glide_pos": self.glide_pos,
-            "ou_offset": self.ou_offset.copy(), "cohort_offset": self.cohort_offset.copy(),
-            "phase": self.phase, "event_count": self.event_count, "trending_topic": self.trending_topic,
-            "mean": self.mean.copy(), "new_user_mean": self.new_user_mean.copy(),
+            "glide_from": self.glide_from.copy(),
+            "glide_to": self.glide_to.copy(),
+            "glide_len": self.glide_len,
+            "glide_pos": self.glide_pos,
+            "ou_offset": self.ou_offset.copy(),
+            "cohort_offset": self.cohort_offset.copy(),
+            "phase": self.phase,
+            "event_count": self.event_count,
+            "trending_topic": self.trending_topic,
+            "mean": self.mean.copy(),
+            "new_user_mean": self.new_user_mean.copy(),
             "profiles": {k: v.copy() for k, v in self.profiles.items()},
         }
 

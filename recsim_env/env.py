@@ -19,10 +19,16 @@ class RecSimEnv(gym.Env):
     serves: ``RecSimEnv(user_index=i)`` seeded ``s`` sees exactly what row ``i`` of a
     ``RecSimVectorEnv`` seeded ``s`` sees (same catalogue, drift, users and clicks)."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, *, render_mode: str | None = None, world: World | None = None,
-                 user_index: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        render_mode: str | None = None,
+        world: World | None = None,
+        user_index: int = 0,
+        **kwargs: Any,
+    ) -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"invalid render_mode={render_mode!r}: expected None or 'ansi'")
         self.config = SimConfig.from_kwargs(**kwargs)

@@ -125,7 +125,10 @@ class RecSimVecEnv(VecEnv):
                 f"got {type(vector_env).__name__}"
             )
         mode = vector_env.metadata.get("autoreset_mode")
-        if mode is not None and gym.vector.AutoresetMode(mode) != gym.vector.AutoresetMode.SAME_STEP:
+        if (
+            mode is not None
+            and gym.vector.AutoresetMode(mode) != gym.vector.AutoresetMode.SAME_STEP
+        ):
             raise ValueError(
                 f"RecSimVecEnv needs a vector env with autoreset_mode=SAME_STEP (SB3's semantics), "
                 f"got {mode}"
@@ -149,7 +152,9 @@ class RecSimVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def make(cls, env_id: str, num_envs: int, *, episode_stats: bool = True, **kwargs: Any) -> RecSimVecEnv:
+    def make(
+        cls, env_id: str, num_envs: int, *, episode_stats: bool = True, **kwargs: Any
+    ) -> RecSimVecEnv:
         """``RecSimVecEnv(gymnasium.make_vec(env_id, num_envs=num_envs, **kwargs))``.
 
         ``env_id`` is a registered id such as ``"recsim_env/DriftingUsers-v0"``; ``kwargs`` are the
@@ -249,13 +254,19 @@ class RecSimVecEnv(VecEnv):
         setattr(layer, attr_name, value)
 
     def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
     ) -> list[Any]:
         """Call a method of the vector env once; its result is repeated once per index."""
         result = self._find_attr(method_name)[1](*method_args, **method_kwargs)
         return [result] * self._count(indices)
 
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
         """Whether a layer of the vector env is a ``wrapper_class``.
 
         ``Monitor`` counts as present when ``episode_stats`` is on: the adapter then provides the

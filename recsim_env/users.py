@@ -11,7 +11,16 @@ import numpy as np
 
 from recsim_env.config import SimConfig
 
-_FIELDS = ("interest", "fatigue", "satisfaction", "budget", "history", "ctr", "session_step", "session_return")
+_FIELDS = (
+    "interest",
+    "fatigue",
+    "satisfaction",
+    "budget",
+    "history",
+    "ctr",
+    "session_step",
+    "session_return",
+)
 
 
 class Users:
@@ -27,7 +36,9 @@ class Users:
         self.session_step = np.zeros(batch, np.int64)
         self.session_return = np.zeros(batch, np.float64)
 
-    def spawn(self, rows: np.ndarray, mean: np.ndarray, noise: np.ndarray, budget_u: np.ndarray) -> None:
+    def spawn(
+        self, rows: np.ndarray, mean: np.ndarray, noise: np.ndarray, budget_u: np.ndarray
+    ) -> None:
         """New users in ``rows``: interests around the population mean, fresh session state."""
         cfg = self.cfg
         self.interest[rows] = np.clip(mean + cfg.user_noise * noise, -1.0, 1.0)
@@ -39,8 +50,15 @@ class Users:
         self.session_step[rows] = 0
         self.session_return[rows] = 0.0
 
-    def consume(self, clicked: np.ndarray, shown_topics: np.ndarray, topics: np.ndarray,
-                quality: np.ndarray, appeal: np.ndarray, reward: np.ndarray) -> None:
+    def consume(
+        self,
+        clicked: np.ndarray,
+        shown_topics: np.ndarray,
+        topics: np.ndarray,
+        quality: np.ndarray,
+        appeal: np.ndarray,
+        reward: np.ndarray,
+    ) -> None:
         """Apply one step's consequences for every user at once.
 
         ``topics``/``quality``/``appeal`` describe the clicked item (any item where nobody clicked:

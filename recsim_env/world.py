@@ -16,7 +16,6 @@ from recsim_env.config import SimConfig
 from recsim_env.drift import Drift
 
 
-
 class World:
     def __init__(self, cfg: SimConfig, seed: int | None) -> None:
         self.cfg = cfg
