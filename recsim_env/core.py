@@ -141,10 +141,11 @@ class BatchedCore:
         done = terminated | truncated
         if autoreset and done.any():
             ended = np.flatnonzero(done)
-            final_obs = np.zeros_like(self.obs)  # calloc'd: only ended rows are touched
+            # np.zeros is calloc'd (lazily zeroed pages): only the ended rows are really written.
+            final_obs = np.zeros(self.obs.shape, np.float32)
             final_obs[ended] = self.obs[ended]
             final_info = {
-                k: np.zeros_like(info[k])
+                k: np.zeros(info[k].shape, info[k].dtype)
                 for k in ("click_prob", "expected_reward", "oracle_action")
             }
             for key, value in final_info.items():
@@ -181,10 +182,11 @@ class BatchedCore:
             cand = self.candidates
         else:
             cand = self.candidates[rows]
-        items = cat.features[cand]  # (n, C, F)
         obs = self.obs
         obs_rows = obs if every else np.empty((len(rows), lay.size), np.float32)
-        obs_rows[:, : lay.items_size] = items.reshape(len(rows), -1)
+        # Gather item features straight into the observation buffer (no intermediate copy).
+        items = obs_rows[:, : lay.items_size].reshape(len(rows), lay.num_candidates, lay.item_dim)
+        np.take(cat.features, cand, axis=0, out=items, mode="clip")
         k, o = cfg.num_topics, lay.items_size
         obs_rows[:, o : o + k] = users.history[rows]
         obs_rows[:, o + k] = users.ctr[rows]
