@@ -9,12 +9,12 @@ detectors watch one scalar stream and say when its mean has changed:
   (evidence needed), both in the units of the signal.
 - :class:`ADWIN`: ADaptive WINdowing (Bifet & Gavaldà, 2007, the ADWIN2 variant with an exponential
   histogram). It keeps a window whose mean is consistent with the recent data and drops its oldest
-  part whenever two sub-windows have significantly different means (a Hoeffding/Bernstein-style bound
-  with confidence ``delta``). Scale-free: the bound uses the window's own variance.
+  part whenever two sub-windows have significantly different means (a Hoeffding/Bernstein-style
+  bound with confidence ``delta``). Scale-free: the bound uses the window's own variance.
 
 Both share the interface of :class:`DriftDetector`: ``update(x) -> bool`` for one value per step,
-``update_batch(xs) -> bool`` for one step of ``B`` users (the detector sees their mean: one update per
-step, so ``threshold`` and ``delta`` refer to the per-step mean, whose noise shrinks like 1/√B),
+``update_batch(xs) -> bool`` for one step of ``B`` users (the detector sees their mean: one update
+per step, so ``threshold`` and ``delta`` refer to the per-step mean, whose noise shrinks like 1/√B),
 ``update_sequence(values) -> indices`` to replay a recorded stream, ``reset()``, and
 ``state_dict()``/``load_state_dict()`` (plain Python/numpy, picklable) for checkpoints.
 """
@@ -44,8 +44,8 @@ def _finite(x: float) -> float:
 class DriftDetector(ABC):
     """A change detector over a stream of scalars.
 
-    ``n_seen`` counts updates since construction or ``reset()``; ``num_detections`` counts detections
-    in that time; ``drift_detected`` is the result of the latest update.
+    ``n_seen`` counts updates since construction or ``reset()``; ``num_detections`` counts
+    detections in that time; ``drift_detected`` is the result of the latest update.
     """
 
     def __init__(self) -> None:
@@ -68,7 +68,8 @@ class DriftDetector(ABC):
         """Feed a recorded stream in order; return the indices at which a change was detected.
 
         ``values`` is ``(T,)``, or ``(T, B)`` (each row one step of ``B`` users, reduced to its mean
-        as in :meth:`update_batch`). The state afterwards is as if ``update`` had been called T times.
+        as in :meth:`update_batch`). The state afterwards is as if ``update`` had been called on
+        each value.
         """
         arr = self._as_sequence(values)
         return np.asarray([i for i, x in enumerate(arr) if self.update(float(x))], dtype=np.int64)
@@ -162,7 +163,7 @@ class PageHinkley(DriftDetector):
 
     @property
     def statistic(self) -> float:
-        """The current test statistic (largest of the tested directions); compare to ``threshold``."""
+        """The current test statistic (largest tested direction); compare it to ``threshold``."""
         up = self._sum_up - self._min_up if self._n else 0.0
         down = self._max_down - self._sum_down if self._n else 0.0
         if self.direction == "up":
@@ -196,25 +197,30 @@ class PageHinkley(DriftDetector):
     def update_sequence(self, values: ArrayLike) -> np.ndarray:
         """Vectorised replay: numpy over each stretch between detections, same result as a loop.
 
-        The faded sums are a linear recurrence, computed as ``alpha^t · cumsum(dev_j · alpha^-j)`` in
-        chunks short enough that ``alpha^-j`` stays far from overflow; running minima/maxima are
-        ``np.minimum.accumulate``. Cost O(T) numpy work plus O(1) Python per detection and chunk.
+        The faded sums are a linear recurrence, computed as ``alpha^t · cumsum(dev_j · alpha^-j)``
+        in chunks short enough that ``alpha^-j`` stays far from overflow; running minima/maxima are
+        ``np.minimum.accumulate``. Blocks double while nothing is detected, so the cost is O(T)
+        numpy work plus O(log T) Python calls per stretch between detections.
         """
         arr = self._as_sequence(values)
+        # Blocks grow geometrically while nothing is detected and shrink back after a detection,
+        # so frequent detections do not cost a full block each. The cap keeps alpha^-j < e^200.
+        cap = 65536
         if self.alpha < 1.0:
-            chunk = max(1, min(65536, int(200.0 / -math.log(self.alpha))))
-        else:
-            chunk = 65536
+            cap = max(1, min(cap, int(200.0 / -math.log(self.alpha))))
+        smallest = min(cap, max(64, self.min_samples))
         found: list[int] = []
-        pos = 0
+        pos, chunk = 0, smallest
         while pos < arr.size:
             block = arr[pos : pos + chunk]
             hit = self._scan_block(block)
             if hit is None:
                 pos += block.size
+                chunk = min(cap, 2 * chunk)
             else:
                 found.append(pos + hit)
                 pos += hit + 1
+                chunk = smallest
         return np.asarray(found, dtype=np.int64)
 
     def _scan_block(self, block: np.ndarray) -> int | None:
@@ -299,17 +305,19 @@ class ADWIN(DriftDetector):
     merges its two oldest buckets into one of the next row. Memory is O(``max_buckets``·log W).
 
     Every ``clock`` updates (once the window has ``min_window_length`` values) every bucket boundary
-    splits ``W`` into an older part ``W0`` (``n0`` values) and a newer part ``W1``; a split with both
-    parts ≥ ``min_sub_window`` values cuts when
+    splits ``W`` into an older part ``W0`` (``n0`` values) and a newer part ``W1``; a split with
+    both parts ≥ ``min_sub_window`` values cuts when
 
         |μ0 − μ1| > sqrt(2/m · σ²_W · ln(2/δ')) + 2/(3m) · ln(2/δ'),
 
     ``m = 1/(1/n0 + 1/n1)``, ``σ²_W`` the window's variance, ``δ' = delta / ln W`` (a union bound
-    over the O(log W) boundaries tested). On a cut the oldest bucket is dropped and the test repeats;
-    the update reports a change. A check costs O(log W) numpy work, so an update costs amortised
-    O(1) plus O(log W)/``clock``. With ``direction`` other than ``"both"`` the window is still cut on
-    any change (the old data no longer describe the stream), but only a change of the mean in the
-    requested direction (newest part vs dropped part) is reported.
+    over the O(log W) boundaries tested). On a cut the oldest bucket is dropped and the test
+    repeats; the update reports a change. A check costs O(log W) numpy work, so an update costs
+    amortised O(1) plus O(log W)/``clock``. With ``direction`` other than ``"both"`` the window is
+    still cut on any change (the old data no longer describe the stream), but only a change of the
+    mean in the requested direction (newest part vs dropped part) is reported. One abrupt change may
+    be reported at a few consecutive checks while the old data are dropped bucket by bucket; an
+    agent that reacts to detections should debounce them.
     """
 
     def __init__(

@@ -1,8 +1,8 @@
 """Lifelong-learning metrics over a logged reward stream.
 
 Every function here is pure numpy over arrays the runner already has: ``steps`` (user-step indices,
-strictly increasing: SB3's ``num_timesteps`` at each logged point), one value per step (a reward or a
-regret: either one vector step's mean over its ``B`` users, or one logging window's mean), and the
+strictly increasing: SB3's ``num_timesteps`` at each logged point), one value per step (a reward or
+a regret: either one vector step's mean over its ``B`` users, or one logging window's mean), and the
 ground truth about the world (drift-event steps, the regime id ``info["drift_phase"]``). The metrics
 answer the three questions a lifelong recommender is judged on:
 
@@ -12,9 +12,9 @@ answer the three questions a lifelong recommender is judged on:
   ``tolerance`` (10 %) of its pre-event level (:func:`recovery_times`). An event after which the
   reward never recovers before the next event or the end of the stream is *censored*: reported with
   its censoring time, never dropped, because dropping the slowest recoveries would flatter an agent;
-- **forgetting and plasticity** on recurring regimes (seasonal drift): does the agent still earn what
-  it had learned when a regime comes back (:func:`forgetting`), and how fast does reward climb in a
-  regime after a change (:func:`plasticity`).
+- **forgetting and plasticity** on recurring regimes (seasonal drift): does the agent still earn
+  what it had learned when a regime comes back (:func:`forgetting`), and how fast does reward climb
+  in a regime after a change (:func:`plasticity`).
 
 :func:`summarize_lifelong` flattens them into ``lifelong/*`` keys for ``summary.json``. Conventions
 shared by all functions:
@@ -28,6 +28,7 @@ shared by all functions:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -115,7 +116,7 @@ def _nanmean(values: Sequence[float] | np.ndarray) -> float:
 
 
 def _reduce_users(values: ArrayLike, counts: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(T,)`` or ``(T, B, ...)`` values → per-step means and the user-steps each one stands for."""
+    """``(T,)`` or ``(T, B, ...)`` values → per-step means and the user-steps each stands for."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim == 0:
         raise ValueError("values must have a time axis")
@@ -140,10 +141,10 @@ def _reduce_users(values: ArrayLike, counts: ArrayLike | None) -> tuple[np.ndarr
 def cumulative_regret(regrets: ArrayLike, *, counts: ArrayLike | None = None) -> np.ndarray:
     """Running total of regret over the stream, in regret × user-steps.
 
-    ``regrets`` is ``(T,)`` (one value per step) or ``(T, B)`` (the ``info["regret"]`` of each vector
-    step: summed over users). When each entry is a logging window's *mean* regret, pass ``counts``
-    (user-steps per entry) so that the total weighs windows by their length. Returns ``(T,)``; its last
-    entry is the cumulative (dynamic) regret of the stream.
+    ``regrets`` is ``(T,)`` (one value per step) or ``(T, B)`` (the ``info["regret"]`` of each
+    vector step: summed over users). When each entry is a logging window's *mean* regret, pass
+    ``counts`` (user-steps per entry) so that the total weighs windows by their length. Returns
+    ``(T,)``; its last entry is the cumulative (dynamic) regret of the stream.
     """
     means, weights = _reduce_users(regrets, counts)
     return np.cumsum(means * weights)
@@ -152,7 +153,7 @@ def cumulative_regret(regrets: ArrayLike, *, counts: ArrayLike | None = None) ->
 def windowed_mean(
     steps: ArrayLike, values: ArrayLike, *, window: int, weights: ArrayLike | None = None
 ) -> np.ndarray:
-    """Trailing windowed mean: at each sample, the (weighted) mean over steps in ``(s - window, s]``.
+    """Trailing windowed mean: at each sample, the (weighted) mean over steps ``(s - window, s]``.
 
     O(T) with cumulative sums. Samples are never padded, so the first window holds fewer samples.
     """
@@ -177,14 +178,14 @@ def windowed_regret(
     """Mean regret per user-step over the trailing ``window`` steps, at every sample.
 
     ``regrets`` is ``(T,)`` or ``(T, B)``; ``counts`` as in :func:`cumulative_regret`. The dynamic
-    regret *rate* a drifting world imposes: it spikes at a drift event and decays as the agent adapts.
+    regret *rate* a drifting world imposes: it spikes at a drift event, decays as the agent adapts.
     """
     means, weights = _reduce_users(regrets, counts)
     return windowed_mean(steps, means, window=window, weights=weights)
 
 
 def event_steps_from_flags(steps: ArrayLike, flags: ArrayLike) -> np.ndarray:
-    """Steps at which any user's ``info["drift_event"]`` is set (``flags``: ``(T,)`` or ``(T, B)``)."""
+    """Steps at which any user's ``info["drift_event"]`` is set (``flags``: ``(T,)``/``(T, B)``)."""
     st = _as_steps(steps)
     fl = np.asarray(flags, dtype=bool)
     if fl.shape[0] != st.size:
@@ -195,7 +196,7 @@ def event_steps_from_flags(steps: ArrayLike, flags: ArrayLike) -> np.ndarray:
 
 
 def phase_change_steps(steps: ArrayLike, phases: ArrayLike) -> np.ndarray:
-    """Steps at which the regime id differs from the previous sample's (the first sample excluded)."""
+    """Steps at which the regime id differs from the previous sample's (never the first sample)."""
     st = _as_steps(steps)
     ph = _as_phases(phases, st.size)
     return st[1:][ph[1:] != ph[:-1]]
@@ -213,11 +214,11 @@ class RecoveryRecord:
     """What happened after one drift event.
 
     ``recovery_steps``: steps from the event to the first sample at which the post-event windowed
-    reward is ``>= threshold`` (``None`` unless recovered). ``censoring_steps``: for a censored event,
-    the steps observed without recovery (last post-event sample before the next event or the end,
-    minus the event step): the true recovery time is known only to exceed it. ``pre_level`` is ``nan``
-    and the event ``undefined`` when there is no sample before it (in its baseline window) or none
-    after it (before the next event).
+    reward is ``>= threshold`` (``None`` unless recovered). ``censoring_steps``: for a censored
+    event, the steps observed without recovery (last post-event sample before the next event or the
+    end, minus the event step): the true recovery time is known only to exceed it. ``pre_level`` is
+    ``nan`` and the event ``undefined`` when there is no sample before it (in its baseline window)
+    or none after it (before the next event).
     """
 
     event_step: int
@@ -243,12 +244,18 @@ class RecoveryRecord:
 class RecoveryReport:
     """Per-event records and their summary.
 
-    - ``mean_recovery``: mean recovery time over the *recovered* events only (``nan`` if none). Alone
-      it is optimistic: it ignores the events the agent never recovered from.
-    - ``censored_mean``: mean of ``observed_steps`` over recovered *and* censored events, a censored
-      event counting as its censoring time (the restricted mean of survival analysis). It is a lower
-      bound on the true mean recovery time and never lets an agent gain by failing to recover.
-    - ``num_censored``: how many events were censored; report it next to both means.
+    - ``mean_recovery``: mean recovery time over the *recovered* events only (``nan`` if none).
+      Alone it is optimistic: it ignores the events the agent never recovered from.
+    - ``censored_mean``: the Kaplan–Meier restricted mean recovery time, ∫₀^τ S(t) dt, with S the
+      Kaplan–Meier estimate of P(recovery takes longer than t) from recovered events (observed) and
+      censored events (censored at their censoring time), τ the largest observed time. Censored
+      events count for as long as they were watched, so failing to recover never lowers it, and an
+      event censored early (e.g. just before the end of the stream) does not drag it down. With no
+      censoring it equals ``mean_recovery``; if the longest time is censored it is a lower bound.
+    - ``naive_censored_mean``: the plain mean of ``observed_steps`` (censored events counted at
+      their censoring time). Simpler, also a lower bound, but an event censored after a few steps
+      pulls it below ``mean_recovery``.
+    - ``num_censored``: how many events were censored; report it next to the means.
     """
 
     records: tuple[RecoveryRecord, ...]
@@ -274,9 +281,30 @@ class RecoveryReport:
         return _nanmean([r.recovery_steps for r in self.records if r.recovery_steps is not None])
 
     @property
+    def naive_censored_mean(self) -> float:
+        return _nanmean([r.observed_steps for r in self.records if r.observed_steps is not None])
+
+    @property
     def censored_mean(self) -> float:
-        obs = [r.observed_steps for r in self.records if r.observed_steps is not None]
-        return _nanmean(obs)
+        obs = [(r.observed_steps, not r.censored) for r in self.records if r.status != "undefined"]
+        return _km_restricted_mean(obs)
+
+
+def _km_restricted_mean(observations: list[tuple[int | None, bool]]) -> float:
+    """Area under the Kaplan–Meier survival curve up to the largest time (events before censorings
+    at tied times, the usual convention). ``observations``: ``(time, is_event)`` pairs."""
+    if not observations:
+        return float("nan")
+    times = np.asarray([t for t, _ in observations], dtype=np.float64)
+    events = np.asarray([e for _, e in observations], dtype=bool)
+    survival, area, t_prev = 1.0, 0.0, 0.0
+    for t in np.unique(times):
+        area += survival * (t - t_prev)
+        t_prev = t
+        at_risk = np.count_nonzero(times >= t)
+        recovered = np.count_nonzero((times == t) & events)
+        survival *= 1.0 - recovered / at_risk
+    return float(area)
 
 
 def recovery_times(
@@ -293,15 +321,15 @@ def recovery_times(
 
     For each event ``e`` (sorted, duplicates merged):
 
-    - ``pre_level`` = mean reward of the samples with step in ``[e - baseline_window, e)``, the start
-      clipped to the previous event so that the baseline is the level of the regime ``e`` ended
-      (``baseline_window`` defaults to ``window``);
-    - recovered at the first sample ``s`` (``e <= s <`` next event) whose trailing windowed mean over
-      *post-event* samples only (steps in ``(s - window, s] ∩ [e, ∞)``, at least ``min_samples`` of
-      them) is ``>= pre_level - tolerance * |pre_level|``; recovery time ``s - e``. The criterion is
-      one-sided: a reward *above* the old level counts as recovered (higher reward is better). Raise
-      ``min_samples`` on noisy per-step data so that one lucky sample right after the event does not
-      count as recovery;
+    - ``pre_level`` = mean reward of the samples with step in ``[e - baseline_window, e)``, the
+      start clipped to the previous event so that the baseline is the level of the regime ``e``
+      ended (``baseline_window`` defaults to ``window``);
+    - recovered at the first sample ``s`` (``e <= s <`` next event) whose trailing windowed mean
+      over *post-event* samples only (steps in ``(s - window, s] ∩ [e, ∞)``, at least
+      ``min_samples`` of them) is ``>= pre_level - tolerance * |pre_level|``; recovery time
+      ``s - e``. The criterion is one-sided: a reward *above* the old level counts as recovered
+      (higher reward is better). Raise ``min_samples`` on noisy per-step data so that one lucky
+      sample right after the event does not count as recovery;
     - otherwise censored at the last post-event sample before the next event (or the end).
     """
     st = _as_steps(steps)
@@ -322,7 +350,9 @@ def recovery_times(
             base_lo = max(base_lo, int(events[i - 1]))
         ia = int(np.searchsorted(st, base_lo, side="left"))
         ib = int(np.searchsorted(st, e, side="left"))
-        jb = int(np.searchsorted(st, events[i + 1], side="left")) if i + 1 < events.size else st.size
+        jb = (
+            int(np.searchsorted(st, events[i + 1], side="left")) if i + 1 < events.size else st.size
+        )
         if ib == ia or jb == ib:
             records.append(RecoveryRecord(e, float("nan"), float("nan"), None, False, None))
             continue
@@ -354,7 +384,8 @@ def _as_phases(phases: ArrayLike, n: int) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(
             "phases must be 1-D (one regime id per step); reduce a vector env's (T, B) "
-            f"info['drift_phase'] first, e.g. phases[:, 0] for population drift; got shape {arr.shape}"
+            f"info['drift_phase'] first, e.g. phases[:, 0] for population drift; "
+            f"got shape {arr.shape}"
         )
     if arr.shape[0] != n:
         raise ValueError(f"phases has {arr.shape[0]} values but steps has {n}")
@@ -387,7 +418,7 @@ def regime_visits(steps: ArrayLike, phases: ArrayLike) -> list[RegimeVisit]:
     bounds = np.concatenate(([0], np.flatnonzero(ph[1:] != ph[:-1]) + 1, [st.size]))
     seen: dict[int, int] = {}
     visits = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         regime = int(ph[a])
         k = seen.get(regime, 0)
         seen[regime] = k + 1
@@ -400,9 +431,9 @@ class ForgettingRecord:
     """One return of a regime compared with its first visit.
 
     ``reference_level``: mean reward over the last ``window`` steps of the regime's first visit
-    (what the agent had learned). ``return_level``: mean reward over the first ``window`` steps of its
-    ``return_index``-th return (what it still knew). ``forgetting = reference - return`` (divided by
-    ``|reference|`` when relative): positive = forgot, ≤ 0 = retained (or transferred).
+    (what the agent had learned). ``return_level``: mean reward over the first ``window`` steps of
+    its ``return_index``-th return (what it still knew). ``forgetting = reference - return``
+    (divided by ``|reference|`` when relative): positive = forgot, ≤ 0 = retained (or transferred).
     """
 
     regime: int
@@ -521,10 +552,11 @@ def plasticity(
 ) -> PlasticityReport:
     """Reward gained per ``per`` (1k) steps early in each regime: how fast the agent still learns.
 
-    Segments are the regime visits of ``phases`` if given, else the stretches between ``event_steps``
-    (else the whole stream). In each, the OLS slope of reward against step is fitted over the samples
-    with step in ``[start, start + horizon)``. A plastic agent climbs fast after a change; one that
-    has lost plasticity (saturated units, an exploration rate decayed to zero) stays flat.
+    Segments are the regime visits of ``phases`` if given, else the stretches between
+    ``event_steps`` (else the whole stream). In each, the OLS slope of reward against step is fitted
+    over the samples with step in ``[start, start + horizon)``. A plastic agent climbs fast after a
+    change; one that has lost plasticity (saturated units, an exploration rate decayed to zero)
+    stays flat.
     """
     st = _as_steps(steps)
     rw = _as_values(rewards, st.size, "rewards")
@@ -539,7 +571,7 @@ def plasticity(
         events = _as_events(event_steps)
         cuts = np.searchsorted(st, events, side="left")
         cuts = np.unique(np.concatenate(([0], cuts[(cuts > 0) & (cuts < st.size)], [st.size])))
-        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        for a, b in itertools.pairwise(cuts):
             segments.append((None, int(a), int(b), True))
     records = []
     for regime, a, b, first in segments:
@@ -574,12 +606,12 @@ def summarize_lifelong(
     """All lifelong metrics as flat ``lifelong/*`` keys (for ``summary.json``).
 
     Without ``event_steps`` the events are the regime changes of ``phases`` (if given). Every key is
-    always present; a metric the stream cannot define (no events, no recurring regime, no regrets) is
-    ``nan``. ``plasticity_horizon`` defaults to ``window``. Keys:
+    always present; a metric the stream cannot define (no events, no recurring regime, no regrets)
+    is ``nan``. ``plasticity_horizon`` defaults to ``window``. Keys:
     ``cumulative_regret`` (total regret × user-steps), ``num_drift_events``,
-    ``recovery_time_mean`` (recovered events only), ``recovery_time_censored_mean`` (censored counted
-    at their censoring time), ``recovery_recovered``, ``recovery_censored``, ``forgetting_mean``,
-    ``forgetting_returns``, ``plasticity_per_1k`` (post-change segments),
+    ``recovery_time_mean`` (recovered events only), ``recovery_time_censored_mean`` (Kaplan–Meier
+    restricted mean, see :class:`RecoveryReport`), ``recovery_recovered``, ``recovery_censored``,
+    ``forgetting_mean``, ``forgetting_returns``, ``plasticity_per_1k`` (post-change segments),
     ``plasticity_fresh_per_1k`` (never-seen regimes only).
     """
     st = _as_steps(steps)
