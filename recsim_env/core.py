@@ -58,7 +58,13 @@ class BatchedCore:
         user_dim = cfg.num_topics + 2 + int(cfg.notify_drift)
         if cfg.observability == "full":
             user_dim += 2 * cfg.num_topics + 2
-        self.layout = ObsLayout(cfg.num_candidates, cfg.num_topics, user_dim)
+        self.layout = ObsLayout(
+            cfg.num_candidates,
+            cfg.num_topics,
+            user_dim,
+            notify_drift=cfg.notify_drift,
+            full=cfg.observability == "full",
+        )
         self.strides = _strides(cfg.num_items)
         self._cand_offsets = np.arange(cfg.num_candidates, dtype=np.int64)
         self._rows = np.arange(batch)
@@ -109,6 +115,7 @@ class BatchedCore:
             clicked = u < self._click_prob[rows, chosen]
             regret = self._best_value - self._expected[rows, chosen]
             shown_topics = None
+            pos = np.zeros(self.batch, np.int64)
         item = self.candidates[rows, chosen]
         topics = cat.topics[item]
         engagement = np.where(clicked, self._eng[rows, chosen], 0.0).astype(np.float32)
@@ -131,6 +138,8 @@ class BatchedCore:
         self._observe(rows)
         info = {
             "clicked": clicked,
+            # which slate position was clicked (-1: none); observable feedback, not ground truth
+            "clicked_position": np.where(clicked, pos, -1),
             "engagement": engagement,
             "regret": regret.astype(np.float32),
             "drift_event": np.full(self.batch, event),

@@ -9,8 +9,13 @@ import numpy as np
 
 from recsim_env.config import SimConfig
 from recsim_env.core import BatchedCore
-from recsim_env.render import render_ansi
-from recsim_env.spaces import action_space, observation_space, validate_actions
+from recsim_env.render import render_ansi, render_rgb
+from recsim_env.spaces import (
+    InvalidRenderModeError,
+    action_space,
+    observation_space,
+    validate_actions,
+)
 from recsim_env.world import World
 
 
@@ -19,7 +24,7 @@ class RecSimEnv(gym.Env):
     serves: ``RecSimEnv(user_index=i)`` seeded ``s`` sees exactly what row ``i`` of a
     ``RecSimVectorEnv`` seeded ``s`` sees (same catalogue, drift, users and clicks)."""
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -29,8 +34,10 @@ class RecSimEnv(gym.Env):
         user_index: int = 0,
         **kwargs: Any,
     ) -> None:
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"invalid render_mode={render_mode!r}: expected None or 'ansi'")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise InvalidRenderModeError(
+                f"invalid render_mode={render_mode!r}: expected None or one of {self.metadata['render_modes']}"
+            )
         self.config = SimConfig.from_kwargs(**kwargs)
         self.core = BatchedCore(self.config, 1, world=world, user_index=user_index)
         self.render_mode = render_mode
@@ -52,8 +59,12 @@ class RecSimEnv(gym.Env):
         obs, reward, terminated, truncated, info = self.core.step(actions, autoreset=False)
         return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), _row(info)
 
-    def render(self) -> str | None:
-        return render_ansi(self.core) if self.render_mode == "ansi" else None
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode == "ansi":
+            return render_ansi(self.core)
+        if self.render_mode == "rgb_array":
+            return render_rgb(self.core)
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return self.core.state_dict()

@@ -32,6 +32,8 @@ class ObsLayout:
     num_candidates: int
     num_topics: int
     user_dim: int
+    notify_drift: bool = False
+    full: bool = False
 
     @property
     def item_dim(self) -> int:
@@ -49,6 +51,28 @@ class ObsLayout:
     def popularity_index(self) -> int:
         """Index of the popularity signal inside one candidate's feature vector."""
         return self.num_topics
+
+    def user_slices(self) -> dict[str, slice]:
+        """Named parts of the user features (indices into the ``user`` half of :meth:`split`)."""
+        k = self.num_topics
+        parts = [("history", k), ("ctr", 1), ("progress", 1)]
+        if self.notify_drift:
+            parts.append(("drift_flag", 1))
+        if self.full:
+            parts += [("interest", k), ("fatigue", k), ("satisfaction", 1), ("budget", 1)]
+        out, start = {}, 0
+        for name, width in parts:
+            out[name] = slice(start, start + width)
+            start += width
+        return out
+
+    def user_slice(self, name: str) -> slice:
+        slices = self.user_slices()
+        if name not in slices:
+            raise KeyError(
+                f"no user feature {name!r} in this observation; available: {list(slices)}"
+            )
+        return slices[name]
 
     def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``obs`` of shape ``(..., size)`` → items ``(..., C, item_dim)`` and user ``(..., user_dim)``.

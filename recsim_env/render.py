@@ -25,3 +25,21 @@ def render_ansi(core, row: int = 0, top: int = 5) -> str:
             f"p(click) {core._click_prob[row, j]:.2f} E[r] {exp[j]:.3f}"
         )
     return "\n".join(lines) + "\n"
+
+
+def render_rgb(core, row: int = 0, height: int = 64, bar: int = 8) -> np.ndarray:
+    """A small bar-chart image: the user's interest per topic (green up / red down), then the
+    expected reward of each candidate (blue, scaled to the best). Enough for SB3's video recorder."""
+    interest = core.users.interest[row]
+    expected = core._expected[row]
+    values = np.concatenate([interest, [0.0], expected / max(float(expected.max()), 1e-8)])
+    colours = [(40, 160, 60) if v >= 0 else (200, 50, 50) for v in interest] + [(255, 255, 255)]
+    colours += [(50, 90, 200)] * len(expected)
+    image = np.full((height, bar * len(values), 3), 255, np.uint8)
+    mid = height // 2
+    for j, (v, colour) in enumerate(zip(values, colours, strict=True)):
+        size = round(abs(float(v)) * (mid - 1))
+        top, bottom = (mid - size, mid) if v >= 0 else (mid, mid + size)
+        image[top:bottom, j * bar : (j + 1) * bar - 1] = colour
+    image[mid, :] = 0
+    return image

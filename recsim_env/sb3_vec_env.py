@@ -291,12 +291,18 @@ class RecSimVecEnv(VecEnv):
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         frames = self.vector_env.render()
-        if frames is None:
+        if frames is None or isinstance(frames, str):
             return [None] * self.num_envs
         return list(frames)
 
-    def render(self, mode: str | None = None) -> np.ndarray | None:
-        """SB3's ``VecEnv.render`` over the vector env's ``render()`` (frames are tiled)."""
+    def render(self, mode: str | None = None) -> Any:
+        """The vector env's rendering.
+
+        Text modes (``ansi``: one table for the batch) are returned as the vector env renders
+        them; image modes go through SB3's ``VecEnv.render`` (frames tiled into one image).
+        """
+        if mode in (None, self.render_mode) and self.render_mode == "ansi":
+            return self.vector_env.render()
         return super().render(mode=mode)
 
     def __repr__(self) -> str:

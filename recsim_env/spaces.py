@@ -13,6 +13,11 @@ class InvalidActionError(ValueError):
     """An action outside the action space; the env state is left unchanged."""
 
 
+class InvalidRenderModeError(ValueError, TypeError):
+    """An unsupported ``render_mode``. Also a ``TypeError`` because SB3's ``make_vec_env`` retries
+    without a render mode exactly on ``TypeError``."""
+
+
 def observation_space(cfg: SimConfig, layout: ObsLayout) -> spaces.Box:
     low = np.zeros(layout.size, np.float32)
     high = np.ones(layout.size, np.float32)

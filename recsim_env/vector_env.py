@@ -11,19 +11,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from recsim_env.config import SimConfig
 from recsim_env.core import BatchedCore
-from recsim_env.render import render_ansi
-from recsim_env.spaces import action_space, observation_space, validate_actions
+from recsim_env.render import render_ansi, render_rgb
+from recsim_env.spaces import (
+    InvalidRenderModeError,
+    action_space,
+    observation_space,
+    validate_actions,
+)
 from recsim_env.world import World
 
 
 class RecSimVectorEnv(VectorEnv):
     metadata = {
-        "render_modes": ["ansi"],
+        "render_modes": ["ansi", "rgb_array"],
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.SAME_STEP,
     }
@@ -40,8 +46,10 @@ class RecSimVectorEnv(VectorEnv):
     ) -> None:
         if max_episode_steps is not None:
             kwargs.setdefault("max_session_steps", max_episode_steps)
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"invalid render_mode={render_mode!r}: expected None or 'ansi'")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise InvalidRenderModeError(
+                f"invalid render_mode={render_mode!r}: expected None or one of {self.metadata['render_modes']}"
+            )
         self.config = SimConfig.from_kwargs(**kwargs)
         self.core = BatchedCore(self.config, num_envs, world=world, user_index=user_index)
         self.num_envs = num_envs
@@ -72,9 +80,13 @@ class RecSimVectorEnv(VectorEnv):
         actions = validate_actions(self.config, actions, self.num_envs)
         return self.core.step(actions, autoreset=True)
 
-    def render(self) -> str | None:
+    def render(self) -> str | tuple[np.ndarray, ...] | None:
+        """``ansi``: a text view of the first user; ``rgb_array``: one image per user (Gymnasium's
+        vector convention)."""
         if self.render_mode == "ansi":
             return render_ansi(self.core)
+        if self.render_mode == "rgb_array":
+            return tuple(render_rgb(self.core, row) for row in range(self.num_envs))
         return None
 
     def state_dict(self) -> dict[str, Any]:

@@ -18,6 +18,9 @@ import numpy as np
 
 from recsim_env.observation import ObsLayout
 
+# Slate mode: the (observable) slot the user clicked, -1 for none, if the simulator reports it.
+CLICK_POSITION_KEY = "clicked_position"
+
 
 class LinearFeatures:
     """φ for a given observation layout. ``dim`` is the context dimension."""
@@ -56,15 +59,34 @@ class LinearFeatures:
         actions = np.asarray(actions, dtype=np.int64)
         rows = np.arange(items.shape[0]).reshape((-1,) + (1,) * (actions.ndim - 1))
         picked = items[rows, actions]
-        return self(picked, user.reshape(user.shape[:1] + (1,) * (actions.ndim - 1) + user.shape[1:]))
+        return self(
+            picked, user.reshape(user.shape[:1] + (1,) * (actions.ndim - 1) + user.shape[1:])
+        )
 
     def feedback(
-        self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        info: dict | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Training pairs of one vector step: φ of each user's recommended candidate ``(N, dim)``
-        and the reward it earned ``(N,)``."""
+        """Training pairs ``(φ (N, dim), reward (N,))`` of one vector step.
+
+        Single item: one pair per user, the recommended candidate and its reward.
+        Slate, when ``info[CLICK_POSITION_KEY]`` says which slot was clicked (-1: none): one pair
+        per slot, the clicked slot labelled with the reward and the others with 0. Slate without
+        it: one pair per user, the sum of the slate's contexts and the slate's reward — the
+        linearisation ``E[reward | slate] ≈ Σⱼ θ·φⱼ`` that holds when click probabilities are small.
+        """
         actions = np.asarray(actions, dtype=np.int64)
-        rewards = np.asarray(rewards, dtype=np.float64)
-        if actions.ndim != 1:
-            raise NotImplementedError("slate feedback")
-        return self.chosen(obs, actions), rewards.reshape(-1)
+        rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        phi = self.chosen(obs, actions)
+        if actions.ndim == 1:
+            return phi, rewards
+        position = None if info is None else info.get(CLICK_POSITION_KEY)
+        if position is None:
+            return phi.sum(axis=1), rewards
+        position = np.asarray(position, dtype=np.int64).reshape(-1, 1)
+        slots = np.arange(actions.shape[1])
+        labels = np.where(slots == position, rewards[:, None], 0.0)
+        return phi.reshape(-1, self.dim), labels.reshape(-1)

@@ -25,22 +25,23 @@ class GreedyAgent(ScoringAgent):
     step on the batch's observed clicks (``info["clicked"]``, else ``reward > 0``).
     ``target="reward"`` instead regresses the reward itself (squared loss) and ranks by it.
 
-    Hyperparameters: ``lr`` (SGD step on the batch-mean gradient), ``l2`` (weight decay),
+    Hyperparameters: ``lr`` (SGD step on the batch-mean gradient, normalised by the mean squared
+    context norm so that any ``lr`` in (0, 2) is stable), ``l2`` (weight decay),
     ``target``, ``user_features`` (see ``LinearFeatures``), ``seed``.
     """
 
     def __init__(
         self,
         env: Any,
-        lr: float = 0.5,
+        lr: float = 0.1,
         l2: float = 0.0,
         target: str = "click",
         user_features: bool = True,
         seed: int | None = None,
     ) -> None:
         super().__init__(env, seed=seed)
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        if not 0 < lr < 2:
+            raise ValueError(f"lr must be in (0, 2) (normalised SGD step), got {lr}")
         if l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {l2}")
         if target not in TARGETS:
@@ -79,21 +80,26 @@ class GreedyAgent(ScoringAgent):
         truncated: np.ndarray,
         info: Info,
     ) -> None:
-        phi, rewards = self.features.feedback(obs, actions, rewards)
         if self.target == "click":
-            clicked = info.get("clicked") if info is not None else None
-            y = np.asarray(clicked if clicked is not None else rewards > 0, dtype=np.float64)
-            y = y.reshape(rewards.shape)
-            p = _sigmoid(phi @ self.weights)
+            clicked = None if info is None else info.get("clicked")
+            signal = np.asarray(rewards) > 0 if clicked is None else np.asarray(clicked)
+        else:
+            signal = rewards
+        phi, y = self.features.feedback(obs, actions, np.asarray(signal, np.float64), info)
+        z = phi @ self.weights
+        if self.target == "click":
+            p = _sigmoid(z)
             eps = 1e-12
             self._last_loss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
         else:
-            y = np.asarray(rewards, dtype=np.float64)
-            p = phi @ self.weights
+            p = z
             self._last_loss = float(np.mean((p - y) ** 2))
-        # log-loss and squared loss share the gradient (p - y) φ (up to a factor 2 folded into lr)
+        # Log-loss and squared loss share the gradient (p - y) φ (a factor 2 folded into lr). The
+        # step is normalised by the mean ‖φ‖² (normalised LMS): stable for lr < 2 whatever the
+        # feature scale (e.g. summed slate contexts), without tuning lr to it.
         grad = phi.T @ (p - y) / len(y) + self.l2 * self.weights
-        self.weights -= self.lr * grad
+        scale = float(np.mean(np.einsum("nd,nd->n", phi, phi))) + 1e-12
+        self.weights -= (self.lr / scale) * grad
 
     def update(self) -> dict[str, float]:
         return {"train/loss": self._last_loss}
@@ -115,7 +121,7 @@ class EpsilonGreedyAgent(GreedyAgent):
         self,
         env: Any,
         epsilon: float = 0.1,
-        lr: float = 0.5,
+        lr: float = 0.1,
         l2: float = 0.0,
         target: str = "click",
         user_features: bool = True,

@@ -98,7 +98,7 @@ class LinUCB(ScoringAgent):
         truncated: np.ndarray,
         info: Info,
     ) -> None:
-        x, y = self.features.feedback(obs, actions, rewards)
+        x, y = self.features.feedback(obs, actions, rewards, info)
         self._accumulate(x, y)
         self._posterior_cache = None
 

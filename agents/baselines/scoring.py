@@ -59,7 +59,9 @@ class ScoringAgent(OnlineAgent):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ acting
-    def act(self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None
+    ) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32)
         if obs.ndim == 1:  # a single env: act on a batch of one, return its unbatched action
             info1 = None if info is None else _batch_info(info)

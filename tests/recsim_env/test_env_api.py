@@ -47,7 +47,15 @@ def test_info_keys_and_ground_truth_semantics():
     actions = np.zeros(64, np.int64)
     best = expected.max(axis=1)
     obs, reward, term, trunc, info2 = envs.step(actions)
-    for key in ("clicked", "engagement", "regret", "drift_event", "drift_phase", "clock"):
+    for key in (
+        "clicked",
+        "clicked_position",
+        "engagement",
+        "regret",
+        "drift_event",
+        "drift_phase",
+        "clock",
+    ):
         assert info2[key].shape == (64,), key
     np.testing.assert_allclose(info2["regret"], best - expected[:, 0], rtol=1e-5, atol=1e-6)
     assert np.all(info2["regret"] >= 0)
@@ -64,6 +72,17 @@ def test_click_prob_in_info_is_honest():
     p = info["click_prob"][:, 7]
     _, _, _, _, info2 = envs.step(np.full(20_000, 7))
     assert abs(info2["clicked"].mean() - p.mean()) < 4 * np.sqrt(p.mean() * (1 - p.mean()) / 20_000)
+
+
+def test_layout_names_user_features():
+    envs = RecSimVectorEnv(num_envs=3, observability="full", notify_drift=True)
+    obs, _ = envs.reset(seed=0)
+    layout = envs.obs_layout
+    _, user = layout.split(obs)
+    np.testing.assert_allclose(user[:, layout.user_slice("interest")], envs.core.users.interest)
+    assert user.shape[1] == layout.user_slices()["budget"].stop
+    with pytest.raises(KeyError, match="interest"):
+        RecSimVectorEnv(num_envs=1).obs_layout.user_slice("interest")
 
 
 def test_same_step_autoreset_final_obs():
@@ -86,8 +105,12 @@ def test_slate_mode_spaces_and_step():
     assert envs.single_action_space == gym.spaces.MultiDiscrete([20, 20, 20])
     _, info = envs.reset(seed=0)
     assert info["oracle_action"].shape == (32, 3)
-    _, reward, _, _, info = envs.step(info["oracle_action"])
+    slate = info["oracle_action"]
+    _, reward, _, _, info = envs.step(slate)
     assert reward.shape == (32,) and np.all(info["regret"] >= 0)
+    clicked_at = info["clicked_position"]
+    assert np.array_equal(clicked_at >= 0, info["clicked"]) and clicked_at.max() < 3
+    assert np.all((reward > 0) == info["clicked"])
     np.testing.assert_allclose(info["regret"], 0.0, atol=1e-6)
     # (SB3's check_env samples MultiDiscrete actions with repeated items, which a slate rejects.)
 
@@ -135,6 +158,13 @@ def test_render_ansi():
     envs = gym.make_vec("recsim_env/Stationary-v0", num_envs=2, render_mode="ansi")
     envs.reset(seed=0)
     assert "budget" in envs.render()
+    image = gym.make("recsim_env/Stationary-v0", render_mode="rgb_array")
+    image.reset(seed=0)
+    frame = image.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert (frame != 255).any()
+    with pytest.raises(ValueError, match="render_mode='human'"):
+        recsim_env.RecSimEnv(render_mode="human")
 
 
 def test_package_does_not_import_agents_or_experiments():
