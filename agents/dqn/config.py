@@ -16,6 +16,12 @@ LR_SCHEDULES = ("constant", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+_FLOAT_KEYS = frozenset(
+    {"gamma", "lr", "lr_end", "max_grad_norm", "epsilon_start", "epsilon_end",
+     "exploration_fraction", "tau"}
+)  # fmt: skip
+
+
 def _invalid(key: str, value: Any, allowed: str) -> ValueError:
     return ValueError(f"DQNConfig.{key}={value!r} is invalid: allowed {allowed}")
 
@@ -102,12 +108,13 @@ class DQNConfig:
             self._check_int("torch_threads", lo=1, none_ok=True)
         if self.seed is not None:
             self._check_int("seed", lo=0, none_ok=True)
-        # normalise numpy / OmegaConf scalars to plain Python types (checkpoints, YAML, hashing)
+        # normalise numpy / OmegaConf scalars to plain Python types (checkpoints, YAML, equality)
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or value is None or isinstance(value, str | list):
-                continue
-            setattr(self, f.name, int(value) if _is_int(value) else float(value))
+            if f.name in _FLOAT_KEYS and value is not None:
+                setattr(self, f.name, float(value))
+            elif _is_int(value):
+                setattr(self, f.name, int(value))
 
     # ------------------------------------------------------------------ checks
     def _check_real(

@@ -10,6 +10,8 @@ The loop is ``OnlineAgent.learn`` (act → env.step → observe → update). Sem
   (``-1``: one per user-step collected since the last round), so the update-to-data ratio is
   ``gradient_steps / (train_freq · B)``;
 * until ``learning_starts`` user-steps have been observed, exploring actions are uniform random;
+  training starts once more than ``learning_starts`` user-steps were observed and the replay holds
+  at least ``batch_size`` complete n-step windows;
 * the target network is updated every ``target_update_interval`` user-steps (rounded down to whole
   vector steps): a hard copy when ``tau = 1``, Polyak averaging ``θ' ← τ·θ + (1 − τ)·θ'`` otherwise.
 
@@ -79,6 +81,15 @@ def _to_numpy(tree: Any) -> Any:
     return tree
 
 
+def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Fused Adam (one kernel for all parameters; much less overhead on small networks) where the
+    device supports it, else the multi-tensor one. Same update rule either way."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 class DQNAgent(OnlineAgent):
     """DQN over a recsim vector env; hyperparameters are :class:`DQNConfig` fields.
 
@@ -120,7 +131,7 @@ class DQNAgent(OnlineAgent):
         self.target_net.requires_grad_(False)
         self._params = list(self.q_net.parameters())
         self._target_params = list(self.target_net.parameters())
-        self.optimizer = torch.optim.Adam(self._params, lr=cfg.lr)
+        self.optimizer = _adam(self._params, cfg.lr)
 
         action_shape = (self.slate_size,) if self.slate_size else ()
         self.replay = ReplayBuffer(
@@ -247,7 +258,7 @@ class DQNAgent(OnlineAgent):
         if (
             self.vector_steps % cfg.train_freq != 0
             or self.observed_steps <= cfg.learning_starts
-            or self.replay.sampleable == 0
+            or self.replay.sampleable < cfg.batch_size
         ):
             return {}
         n_steps = cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq * self.num_envs
@@ -268,12 +279,6 @@ class DQNAgent(OnlineAgent):
             "train/q_mean": q_sum.item() / n_steps,
         }
 
-    def _slate_values(self, q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Q of the chosen item (single mode) or mean Q of the chosen slate."""
-        if self.slate_size:
-            return q.gather(1, actions).mean(dim=1)
-        return q.gather(1, actions.unsqueeze(1)).squeeze(1)
-
     def _gradient_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         batch = self.replay.sample(cfg.batch_size, self.rng)
@@ -282,22 +287,23 @@ class DQNAgent(OnlineAgent):
         actions = torch.from_numpy(batch.actions).to(dev)
         next_obs = torch.from_numpy(batch.next_obs).to(dev)
         with torch.no_grad():
-            next_q = self.target_net(next_obs)
-            if cfg.double:  # online net picks, target net evaluates
+            if cfg.double:  # the online net picks, the target net evaluates only what it picked
                 next_actions = self._greedy(self.q_net(next_obs))
-                next_value = self._slate_values(next_q, next_actions)
+                next_value = self.target_net.q_of(next_obs, next_actions).mean(dim=1)
             elif self.slate_size:
+                next_q = self.target_net(next_obs)
                 next_value = torch.topk(next_q, self.slate_size, dim=1).values.mean(dim=1)
             else:
-                next_value = next_q.max(dim=1).values
+                next_value = self.target_net(next_obs).max(dim=1).values
             not_done = 1.0 - torch.from_numpy(batch.terminated).to(dev)
             target = (
                 torch.from_numpy(batch.returns).to(dev)
                 + torch.from_numpy(batch.discounts).to(dev) * not_done * next_value
             )
-        q_taken = self._slate_values(self.q_net(obs), actions)
+        q_taken = self.q_net.q_of(obs, actions).mean(dim=1)  # (b, 1) or slate (b, k)
         loss = F.smooth_l1_loss(q_taken, target)  # Huber, δ = 1
-        self.optimizer.zero_grad(set_to_none=True)
+        for param in self._params:  # = optimizer.zero_grad(set_to_none=True), minus its overhead
+            param.grad = None
         loss.backward()
         if cfg.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)

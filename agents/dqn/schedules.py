@@ -19,10 +19,9 @@ class LinearSchedule:
     duration: float
 
     def __call__(self, step: int) -> float:
-        if self.duration <= 0:
+        if step >= self.duration:
             return self.end
-        progress = min(1.0, step / self.duration)
-        return self.start + progress * (self.end - self.start)
+        return self.start + (step / self.duration) * (self.end - self.start)
 
 
 def epsilon_schedule(start: float, end: float, fraction: float, horizon: int) -> LinearSchedule:

@@ -1,0 +1,429 @@
+"""Our PyTorch DQN (agents/dqn): config validation, networks, n-step replay, acting, learning,
+checkpoint / exact resume. Real simulator, fixed seeds, tiny budgets."""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import recsim_env  # noqa: F401  (registers the ids)
+from agents.base import Agent, StepCallback, Transition
+from agents.dqn import DQNAgent, DQNConfig, ReplayBuffer, build_q_network
+from agents.dqn.schedules import epsilon_schedule, lr_schedule
+
+ENV_ID = "recsim_env/Stationary-v0"
+FAST = dict(hidden_sizes=[32], buffer_size=4_000, learning_starts=200, batch_size=32)
+
+
+def make_env(num_envs: int = 4, **kwargs) -> gym.vector.VectorEnv:
+    return gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs)
+
+
+class Recorder(StepCallback):
+    def __init__(self) -> None:
+        self.transitions: list[Transition] = []
+
+    def on_step(self, transition: Transition) -> bool:
+        self.transitions.append(transition)
+        return True
+
+    @property
+    def rewards(self) -> np.ndarray:
+        return np.array([t.rewards.mean() for t in self.transitions])
+
+    @property
+    def losses(self) -> list[float]:
+        return [t.metrics["train/loss"] for t in self.transitions if t.metrics]
+
+
+# ---------------------------------------------------------------------------------- config
+INVALID = [
+    ("gamma", 1.5),
+    ("gamma", -0.1),
+    ("gamma", float("nan")),
+    ("gamma", "0.9"),
+    ("lr", 0.0),
+    ("lr", -1e-3),
+    ("lr", float("inf")),
+    ("lr_schedule", "cosine"),
+    ("lr_end", -1.0),
+    ("max_grad_norm", 0.0),
+    ("batch_size", 0),
+    ("batch_size", 32.5),
+    ("batch_size", True),
+    ("epsilon_start", 1.2),
+    ("epsilon_end", -0.01),
+    ("exploration_fraction", 2.0),
+    ("buffer_size", 0),
+    ("n_step", 0),
+    ("double", "yes"),
+    ("dueling", 1),
+    ("tau", 0.0),
+    ("tau", 1.5),
+    ("target_update_interval", 0),
+    ("learning_starts", -1),
+    ("train_freq", 0),
+    ("gradient_steps", 0),
+    ("gradient_steps", -2),
+    ("total_steps", 0),
+    ("network", "transformer"),
+    ("hidden_sizes", []),
+    ("hidden_sizes", [64, 0]),
+    ("hidden_sizes", "64"),
+    ("hidden_sizes", 64),
+    ("device", "tpu"),
+    ("device", "cuda:x"),
+    ("torch_threads", 0),
+    ("seed", -1),
+    ("seed", 1.5),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), INVALID, ids=[f"{k}={v!r}" for k, v in INVALID])
+def test_invalid_config_value_raises_naming_key_and_value(key, value):
+    with pytest.raises(ValueError, match=rf"DQNConfig\.{key}=.*allowed") as err:
+        DQNConfig(**{key: value})
+    assert repr(value) in str(err.value)
+
+
+def test_buffer_smaller_than_batch_raises():
+    with pytest.raises(ValueError, match=r"buffer_size=16 .*batch_size \(64\)"):
+        DQNConfig(buffer_size=16, batch_size=64)
+
+
+def test_unknown_key_and_invalid_value_through_the_agent():
+    env = make_env(2)
+    with pytest.raises(ValueError, match=r"unknown DQN hyperparameter.*'learning_rate'.*gamma"):
+        DQNAgent(env, learning_rate=1e-3)
+    with pytest.raises(ValueError, match=r"DQNConfig\.gamma=2"):
+        DQNAgent(env, gamma=2)
+
+
+def test_valid_config_normalises_types():
+    cfg = DQNConfig(gamma=1, hidden_sizes=(np.int64(16), 8), batch_size=np.int32(8), seed=3)
+    assert cfg.gamma == 1.0 and isinstance(cfg.gamma, float)
+    assert cfg.hidden_sizes == [16, 8] and all(type(h) is int for h in cfg.hidden_sizes)
+    assert type(cfg.batch_size) is int
+    assert DQNConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_cuda_device_without_cuda_raises():
+    with pytest.raises(ValueError, match=r"device='cuda'.*not available"):
+        DQNAgent(make_env(2), device="cuda")
+
+
+# ---------------------------------------------------------------------------------- schedules
+def test_schedules():
+    eps = epsilon_schedule(1.0, 0.1, 0.5, horizon=1000)
+    assert eps(0) == 1.0 and eps(250) == pytest.approx(0.55) and eps(500) == eps(10**6) == 0.1
+    assert lr_schedule("constant", 1e-3, 0.0, 1000)(999) == 1e-3
+    lin = lr_schedule("linear", 1e-3, 1e-4, 1000)
+    assert lin(0) == 1e-3 and lin(500) == pytest.approx(5.5e-4) and lin(2000) == 1e-4
+
+
+# ---------------------------------------------------------------------------------- networks
+@pytest.mark.parametrize("kind", ["candidate", "mlp"])
+@pytest.mark.parametrize("dueling", [False, True])
+def test_q_of_matches_full_forward(kind, dueling):
+    layout = make_env(2).obs_layout
+    torch.manual_seed(0)
+    net = build_q_network(kind, layout, [16, 8], dueling)
+    obs = torch.rand(5, layout.size)
+    q = net(obs)
+    assert q.shape == (5, layout.num_candidates)
+    actions = torch.tensor([0, 3, 19, 7, 7])
+    torch.testing.assert_close(net.q_of(obs, actions).squeeze(1), q[torch.arange(5), actions])
+    slates = torch.tensor([[1, 2], [0, 19], [5, 4], [3, 3], [9, 8]])
+    torch.testing.assert_close(net.q_of(obs, slates), q.gather(1, slates))
+
+
+def test_candidate_network_is_slot_equivariant():
+    """Shared weights: permuting the candidates permutes their Q-values (no slot bias)."""
+    layout = make_env(2).obs_layout
+    torch.manual_seed(1)
+    net = build_q_network("candidate", layout, [16], dueling=True)
+    obs = torch.rand(3, layout.size)
+    perm = torch.randperm(layout.num_candidates)
+    items = obs[:, : layout.items_size].reshape(3, layout.num_candidates, layout.item_dim)
+    permuted = torch.cat([items[:, perm].reshape(3, -1), obs[:, layout.items_size :]], dim=1)
+    torch.testing.assert_close(net(permuted), net(obs)[:, perm])
+
+
+# ---------------------------------------------------------------------------------- replay
+def reference_nstep(rewards, terminated, truncated, next_obs_id, t, e, n, gamma):
+    """Brute force: walk stream e from step t."""
+    ret, disc, k = 0.0, 1.0, t
+    while True:
+        ret += disc * rewards[k, e]
+        disc *= gamma
+        if terminated[k, e]:
+            return ret, 0.0, next_obs_id[k, e], 1.0
+        if truncated[k, e] or k == t + n - 1:
+            return ret, disc, next_obs_id[k, e], 0.0
+        k += 1
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_replay_nstep_returns_across_streams(n_step):
+    rng = np.random.default_rng(0)
+    steps, b, gamma = 40, 3, 0.9
+    rewards = rng.random((steps, b)).astype(np.float32)
+    terminated = rng.random((steps, b)) < 0.15
+    truncated = (rng.random((steps, b)) < 0.1) & ~terminated
+    # observation k*b + e for step k of stream e (1-D so rows are identifiable); next = +1000
+    buf = ReplayBuffer(25 * b, b, obs_dim=1, n_step=n_step, gamma=gamma)  # wraps around
+    for k in range(steps):
+        obs = (k * b + np.arange(b, dtype=np.float32))[:, None]
+        buf.add(obs, np.arange(b) + k, rewards[k], obs + 1000, terminated[k], truncated[k])
+    assert len(buf) == 25 * b and buf.sampleable == (25 - n_step + 1) * b
+    batch = buf.sample(500, np.random.default_rng(1))
+    next_ids = (np.arange(steps)[:, None] * b + np.arange(b)) + 1000
+    seen_rows = set()
+    for i in range(500):
+        ident = int(batch.obs[i, 0])
+        t, e = divmod(ident, b)
+        seen_rows.add(t)
+        assert batch.actions[i] == e + t
+        ret, disc, nxt, term = reference_nstep(
+            rewards, terminated, truncated, next_ids, t, e, n_step, gamma
+        )
+        assert batch.returns[i] == pytest.approx(ret, rel=1e-5)
+        if not term:  # after a termination the discount is irrelevant (no bootstrap)
+            assert batch.discounts[i] == pytest.approx(disc, rel=1e-6)
+        assert batch.terminated[i] == term
+        assert batch.next_obs[i, 0] == nxt
+    # only rows still in the ring whose window is complete: the oldest 15 were overwritten
+    assert min(seen_rows) >= steps - 25 and max(seen_rows) <= steps - n_step
+
+
+def test_replay_state_dict_round_trip():
+    buf = ReplayBuffer(20, 2, obs_dim=3, n_step=2, gamma=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(13):  # wraps: capacity 10 rows
+        buf.add(rng.random((2, 3)), rng.integers(0, 5, 2), rng.random(2), rng.random((2, 3)),
+                rng.random(2) < 0.2, rng.random(2) < 0.2)  # fmt: skip
+    other = ReplayBuffer(20, 2, obs_dim=3, n_step=2, gamma=0.5)
+    other.load_state_dict(copy.deepcopy(buf.state_dict()))
+    a, b = buf.sample(64, np.random.default_rng(5)), other.sample(64, np.random.default_rng(5))
+    for field in ("obs", "actions", "returns", "next_obs", "terminated", "discounts"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+# ---------------------------------------------------------------------------------- acting
+@pytest.mark.parametrize("num_envs", [1, 4, 32])
+@pytest.mark.parametrize("network", ["candidate", "mlp"])
+def test_act_shapes_dtypes_and_determinism(num_envs, network):
+    env = make_env(num_envs)
+    agent = DQNAgent(
+        env, network=network, seed=0, total_steps=1000, **{**FAST, "learning_starts": 0}
+    )
+    assert isinstance(agent, Agent)
+    obs, _ = env.reset(seed=0)
+    greedy = agent.act(obs)
+    assert greedy.shape == (num_envs,) and greedy.dtype == np.int64
+    assert ((greedy >= 0) & (greedy < 20)).all()
+    np.testing.assert_array_equal(agent.act(obs), greedy)  # explore=False is deterministic
+    np.testing.assert_array_equal(greedy, agent.q_values(obs).argmax(axis=1))
+    assert agent.act(obs[0]).shape == () and agent.act(obs[0]) == greedy[0]
+    assert agent.epsilon == 1.0  # position 0 of the schedule: fully random
+    explored = np.stack([agent.act(obs, explore=True) for _ in range(20)])
+    assert explored.shape == (20, num_envs) and explored.dtype == np.int64
+    assert (explored != greedy).any()
+
+
+def test_explore_without_horizon_raises_clearly():
+    agent = DQNAgent(make_env(2), **{**FAST, "learning_starts": 0})
+    obs, _ = agent.env.reset(seed=0)
+    with pytest.raises(ValueError, match="total_steps"):
+        agent.act(obs, explore=True)
+
+
+def test_slate_mode_acts_top_k_and_learns_without_crash():
+    env = make_env(4, slate_size=3)
+    agent = DQNAgent(env, seed=0, n_step=2, **FAST)
+    obs, _ = env.reset(seed=0)
+    greedy = agent.act(obs)
+    assert greedy.shape == (4, 3) and greedy.dtype == np.int64
+    q = agent.q_values(obs)
+    np.testing.assert_array_equal(greedy, np.argsort(-q, axis=1, kind="stable")[:, :3])
+    rec = Recorder()
+    agent.learn(600, rec)
+    assert rec.losses and np.isfinite(rec.losses).all()
+    explored = agent.act(obs, explore=True)
+    assert all(len(set(row)) == 3 for row in explored.tolist())  # distinct items
+
+
+# ---------------------------------------------------------------------------------- learning
+CONFIGS = [
+    dict(dueling=True),
+    dict(n_step=3, double=False),
+    dict(tau=0.05, target_update_interval=4),
+    dict(lr_schedule="linear", lr_end=1e-5),
+    dict(network="mlp", dueling=True, n_step=2),
+    dict(train_freq=2, gradient_steps=-1),
+    dict(max_grad_norm=None),
+]
+
+
+@pytest.mark.parametrize("overrides", CONFIGS, ids=[str(c) for c in CONFIGS])
+def test_every_option_trains(overrides):
+    env = make_env(4)
+    agent = DQNAgent(env, seed=0, **{**FAST, **overrides})
+    rec = Recorder()
+    before = [p.detach().clone() for p in agent.q_net.parameters()]
+    agent.learn(800, rec)
+    trained = [t for t in rec.transitions if t.metrics]
+    assert trained, "no update happened"
+    m = trained[-1].metrics
+    assert set(m) == {"train/loss", "train/epsilon", "train/lr", "train/q_mean"}
+    assert np.isfinite([m["train/loss"], m["train/q_mean"]]).all()
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.q_net.parameters(), strict=True))
+    assert agent.num_timesteps == 800 and agent.observed_steps == 800
+    # first training round right after learning_starts user-steps (SB3: num_timesteps > starts)
+    first = next(t.num_timesteps for t in rec.transitions if t.metrics)
+    assert FAST["learning_starts"] < first <= FAST["learning_starts"] + 4 * agent.config.train_freq
+    if agent.config.lr_schedule == "linear":
+        assert trained[-1].metrics["train/lr"] < trained[0].metrics["train/lr"] < 1e-3
+    if agent.config.gradient_steps == -1:  # one gradient step per user-step collected
+        assert agent.gradient_steps_done == 8 * len(trained)
+    if agent.config.train_freq == 2:
+        assert all(
+            t.metrics for t in rec.transitions if t.num_timesteps > 200 and t.num_timesteps % 8 == 0
+        )
+        assert not any(t.metrics for t in rec.transitions if t.num_timesteps % 8 == 4)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.25])
+def test_target_update_hard_and_polyak(tau):
+    agent = DQNAgent(make_env(4), seed=0, tau=tau, target_update_interval=8, **FAST)
+    with torch.no_grad():
+        for p in agent.q_net.parameters():
+            p.add_(1.0)
+    old = [p.clone() for p in agent.target_net.parameters()]
+    agent.update()  # vector step 1: interval 8 user-steps / 4 users = every 2nd vector step
+    assert all(torch.equal(a, b) for a, b in zip(old, agent.target_net.parameters(), strict=True))
+    agent.update()
+    for o, t, q in zip(old, agent.target_net.parameters(), agent.q_net.parameters(), strict=True):
+        torch.testing.assert_close(t, o + tau * (q - o))
+
+
+def test_learns_to_beat_random_and_popularity():
+    """Stationary users: DQN's last-window reward beats random and popularity on the same seed."""
+    num_envs, total, seed = 16, 48_000, 7
+    vector_steps = total // num_envs
+    window = vector_steps // 4
+
+    def baseline_reward(policy) -> float:
+        env = make_env(num_envs)
+        obs, _ = env.reset(seed=seed)
+        rewards = []
+        for _ in range(vector_steps):
+            obs, reward, *_ = env.step(policy(obs))
+            rewards.append(reward.mean())
+        return float(np.mean(rewards[-window:]))
+
+    rng = np.random.default_rng(seed)
+    layout = make_env(1).obs_layout
+    random_reward = baseline_reward(lambda o: rng.integers(0, 20, num_envs))
+    popularity_reward = baseline_reward(lambda o: layout.popularity(o).argmax(axis=1))
+
+    agent = DQNAgent(make_env(num_envs), seed=seed, gamma=0.9, learning_starts=1_000,
+                     exploration_fraction=0.2, target_update_interval=1_000,
+                     buffer_size=50_000)  # fmt: skip
+    rec = Recorder()
+    agent.learn(total, rec)
+    dqn_reward = float(rec.rewards[-window:].mean())  # online, still ε-greedy (ε = 0.05)
+    best = max(random_reward, popularity_reward)
+    print(f"dqn {dqn_reward:.3f} random {random_reward:.3f} popularity {popularity_reward:.3f}")
+    assert dqn_reward > 1.2 * best, (dqn_reward, random_reward, popularity_reward)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def test_save_load_gives_identical_greedy_actions(tmp_path):
+    env = make_env(8)
+    agent = DQNAgent(env, seed=3, dueling=True, **FAST)
+    agent.learn(800)
+    obs, _ = make_env(8).reset(seed=11)
+    path = tmp_path / "ckpt" / "dqn.pt"
+    agent.save(path)
+    assert torch.load(path, weights_only=True)["config"]["dueling"] is True
+    for loaded in (DQNAgent.load(path, env=make_env(8)), DQNAgent.load(path)):  # env optional
+        np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+        np.testing.assert_array_equal(loaded.q_values(obs), agent.q_values(obs))
+        assert loaded.num_timesteps == 800 and loaded.config == agent.config
+        assert len(loaded.replay) == 0  # not included by default
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(n_step=3, dueling=True, tau=0.1)])
+def test_resume_from_checkpoint_continues_exactly(tmp_path, overrides):
+    """learn(N1) → save (with replay) + env.state_dict() → load both → learn(N2) equals learn(N1 + N2)."""
+    hp = dict(seed=5, total_steps=2_400, target_update_interval=64, **FAST, **overrides)
+    n1, n2 = 1_200, 800
+
+    full_agent = DQNAgent(make_env(4), **hp)
+    full_rec = Recorder()
+    full_agent.learn(n1 + n2, full_rec)
+
+    agent = DQNAgent(make_env(4), **hp)
+    agent.learn(n1)
+    path = tmp_path / "dqn.pt"
+    agent.save(path, include_replay=True)
+    env_state = copy.deepcopy(agent.env.state_dict())
+    del agent
+    torch.manual_seed(1234)  # the global torch stream is restored by load
+
+    env = make_env(4)
+    env.load_state_dict(env_state)
+    resumed = DQNAgent.load(path, env=env)
+    rec = Recorder()
+    resumed.learn(n2, rec)
+
+    tail = full_rec.transitions[n1 // 4 :]
+    assert len(rec.losses) > 50
+    assert rec.losses == [t.metrics["train/loss"] for t in tail if t.metrics]
+    for a, b in zip(rec.transitions, tail, strict=True):
+        np.testing.assert_array_equal(a.actions, b.actions)
+    for p, q in zip(resumed.q_net.parameters(), full_agent.q_net.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for p, q in zip(
+        resumed.target_net.parameters(), full_agent.target_net.parameters(), strict=True
+    ):
+        assert torch.equal(p, q)
+    assert resumed.num_timesteps == full_agent.num_timesteps == n1 + n2
+    assert resumed.epsilon == full_agent.epsilon
+
+
+def test_resume_without_replay_keeps_learning(tmp_path):
+    agent = DQNAgent(make_env(4), seed=0, total_steps=2_000, **FAST)
+    agent.learn(400)
+    agent.save(tmp_path / "dqn.pt")  # no replay: the buffer refills before training resumes
+    env_state = agent.env.state_dict()
+    env = make_env(4)
+    env.load_state_dict(env_state)
+    resumed = DQNAgent.load(tmp_path / "dqn.pt", env=env)
+    assert len(resumed.replay) == 0 and resumed.observed_steps == 400
+    rec = Recorder()
+    resumed.learn(400, rec)
+    assert rec.losses and np.isfinite(rec.losses).all()
+
+
+# ---------------------------------------------------------------------------------- bench
+def test_bench_training_smoke():
+    from experiments.bench_train import bench_training, format_table
+
+    report = bench_training(
+        total_steps=1_600, num_envs=8, seed=0, hidden_sizes=(16,), learning_starts=200,
+        buffer_size=2_000, batch_size=16, target_update_interval=200, eval_steps=400,
+    )  # fmt: skip
+    assert set(report["results"]) == {"dqn", "dqn_mlp", "sb3_dqn"}
+    for result in report["results"].values():
+        assert result["sps"] > 0 and result["cpu_sps"] > 0
+        assert np.isfinite([result["reward_final"], result["eval_reward"]]).all()
+    assert set(report["ratios"]) == {"dqn/sb3_dqn", "dqn_mlp/sb3_dqn"}
+    assert report["settings"]["update_to_data"] == 1 / 8
+    assert "sb3_dqn" in format_table(report)
