@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -77,6 +76,8 @@ class ProtocolConfig:
     ndcg_k: int = 5
     checkpoint_every: int = 10_000  # 0: only at the end
     keep_checkpoints: int = 1
+    checkpoint_replay: bool = True  # agents whose save() can include their replay buffer do so
+    lifelong_window: int = 5_000  # smoothing window (user-steps) of the recovery/forgetting metrics
 
     def __post_init__(self) -> None:
         _int("protocol.total_steps", self.total_steps, 1)
@@ -88,6 +89,8 @@ class ProtocolConfig:
         _int("protocol.ndcg_k", self.ndcg_k, 1)
         _int("protocol.checkpoint_every", self.checkpoint_every, 0)
         _int("protocol.keep_checkpoints", self.keep_checkpoints, 1)
+        _bool("protocol.checkpoint_replay", self.checkpoint_replay)
+        _int("protocol.lifelong_window", self.lifelong_window, 1)
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,9 @@ def _target_importable(key: str, target: Any) -> None:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"invalid config value {key}={target!r}: cannot import {module_name!r} ({exc})") from exc
+        raise ConfigError(
+            f"invalid config value {key}={target!r}: cannot import {module_name!r} ({exc})"
+        ) from exc
     if not hasattr(module, attr):
         raise ConfigError(f"invalid config value {key}={target!r}: {module_name!r} has no {attr!r}")
 
@@ -170,7 +175,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     check_keys("", root, [*top_fields, *TOP_LEVEL_SECTIONS])
     for section in TOP_LEVEL_SECTIONS:
         if section not in root or not isinstance(root[section], Mapping):
-            raise ConfigError(f"the config has no {section!r} section (select one with {section}=<option>)")
+            raise ConfigError(
+                f"the config has no {section!r} section (select one with {section}=<option>)"
+            )
 
     top = TopLevelConfig(**{k: root[k] for k in top_fields if k in root})
 
@@ -203,27 +210,32 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 def instantiate_checked(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate(node, **kwargs)`` with errors that name the config key.
 
-    An unexpected keyword (a misspelled hyperparameter) lists the accepted ones; a ``ValueError`` from
-    the constructor (a value out of range) is prefixed with the config section.
+    The runtime objects in ``kwargs`` (the env, a sink's context) are passed to the constructor as
+    they are (through a partial), never merged into the config. An unexpected keyword (a misspelled
+    hyperparameter) lists the accepted ones; a ``ValueError``/``TypeError`` from the constructor (a
+    value out of range) is prefixed with the config section.
     """
     import hydra
     from hydra.errors import InstantiationException
 
     target = node.get("_target_", "?")
     try:
-        return hydra.utils.instantiate(node, **kwargs)
+        factory = hydra.utils.instantiate(node, _partial_=True)
     except InstantiationException as exc:
-        cause = exc.__cause__ or exc
-        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
-            bad = str(cause).split("unexpected keyword argument")[-1].strip(" '\"")
+        raise ConfigError(f"invalid {key} config ({key}._target_={target}): {exc}") from exc
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            bad = str(exc).split("unexpected keyword argument")[-1].strip(" '\"")
             accepted = _accepted_kwargs(str(target))
             close = difflib.get_close_matches(bad, accepted, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"unknown config key {key}.{bad} for {target}{hint} accepted: {accepted}"
+                f"unknown config key {key}.{bad} for {target}{hint}; accepted: {accepted}"
             ) from exc
-        raise ConfigError(f"invalid {key} config for {target}: {_describe(cause)}") from exc
-    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid {key} config for {target}: {_describe(exc)}") from exc
+    except ValueError as exc:
         raise ConfigError(f"invalid {key} config for {target}: {_describe(exc)}") from exc
 
 
@@ -239,13 +251,66 @@ def _accepted_kwargs(target: str) -> list[str]:
     except Exception:
         return []
     return [
-        p for p, spec in params.items() if p not in ("self", "env") and spec.kind is not spec.VAR_KEYWORD
+        p
+        for p, spec in params.items()
+        if p not in ("self", "env") and spec.kind is not spec.VAR_KEYWORD
     ]
 
 
-def finite_or_nan(value: Any) -> float:
+def explain_unknown_override(
+    config_dir: str | Path, config_name: str, overrides: list[str]
+) -> str | None:
+    """A helpful message when a command-line override names a key that does not exist.
+
+    Hydra's own message ("Key 'lrr' is not in struct") names the key but not the alternatives; this
+    composes the command line's plain overrides once (sweeps and ``hydra.*`` left out) and, if a key
+    is unknown, returns a message with the keys allowed at that place and the closest match.
+    ``None`` when there is nothing to explain (Hydra reports any other problem itself).
+    """
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if GlobalHydra.instance().is_initialized():
+        return None
     try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return value
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        return None  # Hydra reports syntax errors itself
+    plain = [
+        o.input_line
+        for o in parsed
+        if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")
+    ]
+    try:
+        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+            try:
+                compose(config_name, overrides=plain)
+                return None
+            except Exception as exc:
+                text = f"{exc}\n{exc.__cause__}"
+                match = re.search(r"Key '([^']+)' is not in struct\s+full_key: (\S+)", text)
+                if match is None:
+                    return None
+                full_key = match.group(2)
+                bad = [o for o in plain if o.split("=", 1)[0] == full_key]
+                cfg = compose(config_name, overrides=[o for o in plain if o not in bad])
+    except Exception:
+        return None
+    parent_key, _, leaf = full_key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    allowed = sorted(str(k) for k in parent) if isinstance(parent, DictConfig) else []
+    close = difflib.get_close_matches(leaf, allowed, n=1)
+    hint = (
+        f"; did you mean {(parent_key + '.' if parent_key else '') + close[0]!r}?" if close else ""
+    )
+    where = f" in {parent_key}" if parent_key else " at the top level"
+    target = OmegaConf.select(cfg, f"{parent_key}._target_") if parent_key else None
+    if target:
+        where += f" ({target})"
+    return (
+        f"unknown config key {full_key!r}{hint} allowed keys{where}: {allowed}. "
+        f"(To add a key that the config does not list, prefix it with '+': +{full_key}=...)"
+    )

@@ -41,9 +41,19 @@ ONLINE_KEYS = (
 EVAL_KEYS = ("eval/return", "eval/ctr", "eval/regret", "eval/ndcg@k")
 TRAIN_KEYS = ("train/loss", "train/epsilon", "train/lr")
 TIME_KEYS = ("time/sps",)
+# experiments.lifelong_metrics.summarize_lifelong: recovery after drift events, forgetting on
+# recurring regimes, plasticity (computed from the logged windows at the end of the run)
 LIFELONG_KEYS = (
-    "lifelong/recovery_time",  # mean steps until the windowed reward is back after a drift event
-    "lifelong/unrecovered_events",  # drift events after which it never came back
+    "lifelong/cumulative_regret",
+    "lifelong/num_drift_events",
+    "lifelong/recovery_time_mean",
+    "lifelong/recovery_time_censored_mean",
+    "lifelong/recovery_recovered",
+    "lifelong/recovery_censored",
+    "lifelong/forgetting_mean",
+    "lifelong/forgetting_returns",
+    "lifelong/plasticity_per_1k",
+    "lifelong/plasticity_fresh_per_1k",
 )
 SCHEMA = ONLINE_KEYS + EVAL_KEYS + TRAIN_KEYS + TIME_KEYS
 
@@ -217,7 +227,9 @@ class MetricWriter:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            str(i): sink.state_dict() for i, sink in enumerate(self.sinks) if hasattr(sink, "state_dict")
+            str(i): sink.state_dict()
+            for i, sink in enumerate(self.sinks)
+            if hasattr(sink, "state_dict")
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -238,36 +250,3 @@ class MetricWriter:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-
-def recovery_times(
-    window_steps: Iterable[int],
-    window_rewards: Iterable[float],
-    event_steps: Iterable[int],
-    *,
-    tolerance: float = 0.1,
-) -> list[float]:
-    """Steps until the windowed reward is back within ``tolerance`` of its pre-event level.
-
-    For each drift event at step ``s``: the pre-event level is the reward of the last window that
-    ended at or before ``s``; recovery is the first window ending after ``s`` whose reward is at least
-    ``level - tolerance·|level|``; the time is that window's end minus ``s``. ``nan`` when it never
-    recovers within the stream, or when there is no window before the event. Events closer than one
-    window to the previous one are measured from their own step all the same.
-    """
-    steps = [int(s) for s in window_steps]
-    rewards = [float(r) for r in window_rewards]
-    times: list[float] = []
-    for event in event_steps:
-        before = [i for i, s in enumerate(steps) if s <= event]
-        if not before:
-            times.append(math.nan)
-            continue
-        level = rewards[before[-1]]
-        threshold = level - tolerance * abs(level)
-        recovered = next(
-            (steps[i] - event for i in range(before[-1] + 1, len(steps)) if rewards[i] >= threshold),
-            None,
-        )
-        times.append(math.nan if recovered is None else float(recovered))
-    return times
