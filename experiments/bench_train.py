@@ -17,7 +17,7 @@ Agents: ``dqn`` (ours, default config: per-candidate network, Double DQN), ``dqn
 the same flat MLP as SB3's ``MlpPolicy`` and Double DQN off: the like-for-like algorithm) and
 ``sb3_dqn`` (``stable_baselines3.DQN`` with ``MlpPolicy``). Ratios are ours over SB3's.
 
-    python -m experiments.bench_train                  # small table
+    python -m experiments.bench_train   # headline: B=16 and B=256, updates/user-step 1/16
     python -m experiments.bench_train --num-envs 16 64 --total-steps 64000 --repeats 3
 """
 
@@ -173,6 +173,7 @@ def bench_training(
     torch_threads: int = 1,
     eval_steps: int = 8_000,
     repeats: int = 1,
+    warmup_steps: int = 0,
     agents: Sequence[str] = AGENTS,
 ) -> dict[str, Any]:
     """Run each agent ``repeats`` times (interleaved) and return settings, results and ratios."""
@@ -192,6 +193,10 @@ def bench_training(
     previous_threads = torch.get_num_threads()
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in agents}
     try:
+        if warmup_steps > 0:  # untimed: lazy imports, allocator and kernel caches of both sides
+            warm = dict(settings, total_steps=warmup_steps)
+            for name in agents:
+                _run_sb3(warm) if name == "sb3_dqn" else _run_ours(name, warm)
         for _ in range(repeats):
             for name in agents:
                 run = _run_sb3(settings) if name == "sb3_dqn" else _run_ours(name, settings)
@@ -249,12 +254,14 @@ def format_table(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--total-steps", type=int, default=48_000)
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[16, 256])
     parser.add_argument("--gradient-steps", type=int, nargs="+", default=None,
                         help="one per --num-envs (default: keep updates/user-step = 1/16)")  # fmt: skip
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--warmup-steps", type=int, default=4_000,
+                        help="an untimed run of each agent first (0: none)")  # fmt: skip
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also save the reports here")
     args = parser.parse_args(argv)
@@ -267,8 +274,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             args.total_steps, num_envs, args.seed, gradient_steps=grad,
             hidden_sizes=args.hidden_sizes,
             repeats=args.repeats, torch_threads=args.torch_threads,
+            warmup_steps=args.warmup_steps,
         )  # fmt: skip
-        print(format_table(report), end="\n\n", flush=True)
+        print(format_table(report), flush=True)
+        for key, ratio in report["ratios"].items():
+            print(f"ratio {key}: {ratio['sps']:.2f}x wall, {ratio['cpu_sps']:.2f}x cpu, "
+                  f"eval reward {ratio['eval_reward']:.2f}x")  # fmt: skip
+        print(flush=True)
         reports.append(report)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
