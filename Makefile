@@ -26,7 +26,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --timeout=900
 
+# The slow tests include the Ray and SLURM (submitit) launchers: install those extras first.
+# (hydra-ray-launcher needs cloudpickle<3, so pip picks joblib<1.6 in this environment.)
 test-slow: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,ray,slurm]"
 	$(PY) -m pytest -q -m slow --timeout=1800
 
 bench: $(STAMP)
@@ -41,4 +44,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) outputs multirun wandb .pytest_cache
+	rm -rf $(VENV) outputs multirun wandb tune bench_results .pytest_cache

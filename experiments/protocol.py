@@ -144,6 +144,9 @@ class LifelongProtocol(StepCallback):
     settings: the ``protocol`` config section.
     checkpoint_dir: where checkpoints live.
     on_progress: called as ``on_progress(num_timesteps, latest_window_metrics)`` after every step.
+    on_eval: called as ``on_eval(num_timesteps, summary)`` after every evaluation, with the summary
+        so far (the keys of ``summary.json``; ``eval/*`` from this evaluation). It may raise to
+        stop the run (e.g. ``optuna.TrialPruned`` in ``recsim-tune``).
     """
 
     def __init__(
@@ -154,6 +157,7 @@ class LifelongProtocol(StepCallback):
         settings: ProtocolConfig,
         checkpoint_dir: str | Path,
         on_progress: Callable[[int, Mapping[str, float]], None] | None = None,
+        on_eval: Callable[[int, Mapping[str, Any]], None] | None = None,
     ) -> None:
         self.train_env = train_env
         self.make_eval_env = make_eval_env
@@ -161,6 +165,7 @@ class LifelongProtocol(StepCallback):
         self.settings = settings
         self.checkpoint_dir = Path(checkpoint_dir)
         self.on_progress = on_progress
+        self.on_eval = on_eval
         self.agent: Any = None
         self.stop_requested: str | None = None  # set by a signal handler: checkpoint and stop
         self._window_clock = time.perf_counter()
@@ -363,6 +368,8 @@ class LifelongProtocol(StepCallback):
         st["last_eval_step"] = self.num_timesteps
         st["last_eval"] = metrics
         self.writer.write(self.num_timesteps, metrics)
+        if self.on_eval is not None:
+            self.on_eval(self.num_timesteps, self.summary(status="running"))
         self._excluded += time.perf_counter() - t0
 
     # ------------------------------------------------------------------------------ summary

@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,11 +89,13 @@ def run(
     *,
     multirun: bool | None = None,
     overrides: list[str] | None = None,
+    on_eval: Callable[[int, Mapping[str, Any]], None] | None = None,
 ) -> float:
     """Run one job; return ``summary[cfg.optimize_metric]`` (NaN for a failed multirun job).
 
     Outside ``@hydra.main`` (e.g. with the compose API) pass ``run_dir``; ``multirun`` and
-    ``overrides`` default to what Hydra says about the current job.
+    ``overrides`` default to what Hydra says about the current job. ``on_eval(step, summary)`` is
+    called after every evaluation (see :class:`LifelongProtocol`; ``recsim-tune`` prunes there).
     """
     hydra_rt = _hydra_runtime()
     run_dir = Path(run_dir) if run_dir is not None else hydra_rt.get("output_dir")
@@ -103,7 +105,7 @@ def run(
     multirun = hydra_rt.get("multirun", False) if multirun is None else multirun
     overrides = hydra_rt.get("overrides", []) if overrides is None else overrides
     try:
-        return _run(cfg, run_dir, hydra_rt, overrides)
+        return _run(cfg, run_dir, hydra_rt, overrides, on_eval)
     except RunInterrupted as exc:
         log.warning("%s. Resume with: recsim-train resume=%s", exc, run_dir)
         if multirun:
@@ -178,7 +180,11 @@ def _resolve_resume(
 
 
 def _run(
-    cfg: DictConfig, run_dir: Path, hydra_rt: Mapping[str, Any], overrides: list[str]
+    cfg: DictConfig,
+    run_dir: Path,
+    hydra_rt: Mapping[str, Any],
+    overrides: list[str],
+    on_eval: Callable[[int, Mapping[str, Any]], None] | None = None,
 ) -> float:
     import recsim_env
 
@@ -218,7 +224,12 @@ def _run(
             )
 
         protocol = LifelongProtocol(
-            train_env, make_eval_env, writer, protocol_cfg, checkpoint_dir=run_dir / CHECKPOINT_DIR
+            train_env,
+            make_eval_env,
+            writer,
+            protocol_cfg,
+            checkpoint_dir=run_dir / CHECKPOINT_DIR,
+            on_eval=on_eval,
         )
         if checkpoint is not None:
             log.info("resuming from %s", checkpoint)
