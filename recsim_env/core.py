@@ -146,26 +146,23 @@ class BatchedCore:
             "drift_phase": np.full(self.batch, self.world.drift.phase, np.int64),
             "clock": np.full(self.batch, self.world.clock, np.int64),
         }
-        info.update(self._candidate_info())
         done = terminated | truncated
         if autoreset and done.any():
             ended = np.flatnonzero(done)
             # np.zeros is calloc'd (lazily zeroed pages): only the ended rows are really written.
             final_obs = np.zeros(self.obs.shape, np.float32)
             final_obs[ended] = self.obs[ended]
-            final_info = {
-                k: np.zeros(info[k].shape, info[k].dtype)
-                for k in ("click_prob", "expected_reward", "oracle_action")
-            }
-            for key, value in final_info.items():
-                value[ended] = info[key][ended]
+            final_info = {}
+            for key, value in self._candidate_arrays().items():
+                final_info[key] = np.zeros(value.shape, value.dtype)
+                final_info[key][ended] = value[ended]
             final_info["episode_return"] = np.where(done, users.session_return, 0.0)
             final_info["episode_length"] = np.where(done, users.session_step, 0)
             self._spawn(ended)
             self._observe(ended)
-            info.update(self._candidate_info())
             info["final_obs"], info["_final_obs"] = final_obs, done
             info["final_info"], info["_final_info"] = final_info, done
+        info.update(self._candidate_info())
         return self.obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------ internals
@@ -249,12 +246,17 @@ class BatchedCore:
         else:
             self._oracle[rows], self._best_value[rows] = oracle, best
 
-    def _candidate_info(self) -> dict[str, np.ndarray]:
+    def _candidate_arrays(self) -> dict[str, np.ndarray]:
+        """Ground truth about the candidates now observed (internal arrays, not copies)."""
         return {
-            "click_prob": self._click_prob.astype(np.float32, copy=True),
-            "expected_reward": self._expected.astype(np.float32, copy=True),
-            "oracle_action": self._oracle.copy(),
+            "click_prob": self._click_prob,
+            "expected_reward": self._expected,
+            "oracle_action": self._oracle,
         }
+
+    def _candidate_info(self) -> dict[str, np.ndarray]:
+        """Copies for ``info``: the core overwrites its arrays in place on autoreset."""
+        return {key: value.copy() for key, value in self._candidate_arrays().items()}
 
     # ------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
