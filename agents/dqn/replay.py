@@ -102,15 +102,24 @@ class ReplayBuffer:
         self.pos = (t + 1) % self.capacity_rows
         self.full = self.full or self.pos == 0
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> ReplayBatch:
-        """Uniform sample (with replacement) of transitions whose window is complete."""
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, *, flat_indices: np.ndarray | None = None
+    ) -> ReplayBatch:
+        """Uniform sample (with replacement) of transitions whose window is complete.
+
+        ``flat_indices`` (in ``[0, sampleable)``, row-major from the oldest complete row) replaces
+        the uniform draw, for samplers with other preferences (e.g. recent experience)."""
         n_rows = self.rows - (self.n_step - 1)
         if n_rows <= 0:
             raise ValueError(
                 f"cannot sample: {self.rows} rows stored, n_step={self.n_step} needs at least "
                 f"{self.n_step}"
             )
-        flat = rng.integers(0, n_rows * self.num_envs, size=batch_size)
+        if flat_indices is None:
+            flat = rng.integers(0, n_rows * self.num_envs, size=batch_size)
+        else:
+            flat = np.asarray(flat_indices, dtype=np.int64)
+            batch_size = len(flat)
         oldest = self.pos if self.full else 0
         t = (oldest + flat // self.num_envs) % self.capacity_rows
         e = flat % self.num_envs
