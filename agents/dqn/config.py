@@ -58,7 +58,9 @@ class DQNConfig:
     n_step: int = 1
     double: bool = True
     dueling: bool = False
-    tau: float = 1.0  # 1.0: hard copy; < 1: Polyak averaging
+    tau: float = (
+        0.005  # 1.0: hard copy; < 1: Polyak averaging (a slow target: hard copies diverged)
+    )
     target_update_interval: int = 1_000  # user-steps between target updates
     # --- when to train
     learning_starts: int = 1_000  # user-steps of uniform random acting before training
