@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         table.add_column("measure")
         table.add_column("value", justify="right")
         for key, value in flat.items():
-            shown = f"{value:,.1f}" if isinstance(value, float) else str(value)
+            if isinstance(value, float):
+                shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+            else:
+                shown = str(value)
             table.add_row(key, shown)
         console.print(table)
     out = Path(args.out)
