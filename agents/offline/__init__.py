@@ -28,12 +28,14 @@ from agents.offline.ope import (
     online_value,
 )
 from agents.offline.pretrain import pretrain_dqn, seed_replay
+from agents.offline.pretrained_agent import PretrainedDQN
 
 __all__ = [
     "FORMAT_VERSION",
     "DatasetFormatError",
     "LoggedDataset",
     "OPEEstimate",
+    "PretrainedDQN",
     "RidgeRewardModel",
     "StochasticPolicy",
     "collect_dataset",

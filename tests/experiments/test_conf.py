@@ -32,6 +32,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 AGENTS = {
     "dqn",
     "adaptive_dqn",
+    "dqn_pretrained",
     "sb3_dqn",
     "sb3_ppo",
     "sb3_a2c",
