@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsim_env.choice import sigmoid
 from recsim_env.config import SimConfig
 
 LENGTH_MIN, LENGTH_MAX = 0.5, 1.5
@@ -71,7 +72,7 @@ class Catalogue:
         score = (
             cfg.interest_weight * (self.topics @ population_mean) + cfg.appeal_weight * self.appeal
         )
-        self.true_popularity = _sigmoid(score - cfg.click_threshold).astype(np.float32)
+        self.true_popularity = sigmoid(score - cfg.click_threshold).astype(np.float32)
         age = np.maximum(clock - self.birth, 0).astype(np.float32)
         maturity = 1.0 - np.exp(-age / cfg.popularity_maturity)
         self.features[:, k] = np.clip(
@@ -97,7 +98,3 @@ _STATE = (
     "true_popularity",
     "features",
 )
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic

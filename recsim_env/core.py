@@ -176,7 +176,7 @@ class BatchedCore:
     def _spawn(self, rows: np.ndarray) -> None:
         k = self.cfg.num_topics
         u = crng.uniforms(self._keys[0], self.slots[rows], self.counter, 2 * k + 1)
-        noise = np.sqrt(-2.0 * np.log(u[:, :k])) * np.cos(2.0 * np.pi * u[:, k : 2 * k])
+        noise = crng.box_muller(u[:, :k], u[:, k : 2 * k])
         self.users.spawn(rows, self.world.drift.new_user_mean, noise, u[:, 2 * k])
 
     def _observe(self, rows: np.ndarray) -> None:

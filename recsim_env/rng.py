@@ -44,7 +44,12 @@ def uniforms(key: np.uint64, slots: np.ndarray, counter: int, n: int) -> np.ndar
     return ((bits >> _S11).astype(np.float64) + 0.5) * _TO_UNIT
 
 
+def box_muller(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
+    """Standard normals from two equally shaped arrays of uniforms in (0, 1)."""
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
 def normals(key: np.uint64, slots: np.ndarray, counter: int, n: int) -> np.ndarray:
     """``(len(slots), n)`` standard normals by Box–Muller over :func:`uniforms`."""
     u = uniforms(key, slots, counter, 2 * n)
-    return np.sqrt(-2.0 * np.log(u[:, :n])) * np.cos(2.0 * np.pi * u[:, n:])
+    return box_muller(u[:, :n], u[:, n:])

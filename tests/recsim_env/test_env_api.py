@@ -100,6 +100,26 @@ def test_same_step_autoreset_final_obs():
     assert np.all(info["final_info"]["episode_length"] == 5)
 
 
+def test_autoreset_when_only_some_sessions_end():
+    envs = RecSimVectorEnv(num_envs=512, budget_min=2.0, budget_max=6.0)
+    obs, _ = envs.reset(seed=2)
+    layout = envs.obs_layout
+    progress = layout.items_size + layout.num_topics + 1
+    for _ in range(20):
+        obs, _, term, trunc, info = envs.step(np.zeros(512, np.int64))
+        done = term | trunc
+        if done.any() and not done.all():
+            break
+    assert done.any() and not done.all()
+    assert np.array_equal(info["_final_obs"], done)
+    assert np.all(info["final_obs"][~done] == 0.0)  # rows still going carry no final observation
+    assert np.all(info["final_obs"][done][:, progress] > 0.0)  # the ended sessions' last step
+    assert np.all(obs[done][:, progress] == 0.0)  # replaced by new users' first observations
+    assert np.all(obs[~done][:, progress] > 0.0)
+    assert np.all(info["final_info"]["episode_length"][done] > 0)
+    assert np.all(info["final_info"]["episode_length"][~done] == 0)
+
+
 def test_slate_mode_spaces_and_step():
     envs = RecSimVectorEnv(num_envs=32, slate_size=3)
     assert envs.single_action_space == gym.spaces.MultiDiscrete([20, 20, 20])
@@ -168,10 +188,8 @@ def test_render_ansi():
 
 
 def test_package_does_not_import_agents_or_experiments():
-    import sys
-
-    assert recsim_env.__name__ == "recsim_env"
     import subprocess
+    import sys
 
     code = "import sys, recsim_env; bad=[m for m in sys.modules if m.split('.')[0] in ('agents','experiments','torch','stable_baselines3')]; print(bad); sys.exit(bool(bad))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
