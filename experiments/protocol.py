@@ -13,8 +13,9 @@ world keeps drifting, an evaluation measures the agent against today's users.
 
 ``eval/ndcg@k`` compares the agent's ranking of the candidates with their true expected reward.
 Agents that can rank expose ``scores(obs) -> (B, C)`` (higher = better); in slate mode the slate's
-order is the ranking. Single-item agents without ``scores`` (random, popularity, ...) have no
-ranking to compare, and ``eval/ndcg@k`` is left out rather than faked from one chosen item.
+order is the ranking. Every built-in agent can rank (random ranks at random, popularity by the
+popularity signal); agents without ``scores`` have no ranking to compare, and ``eval/ndcg@k`` is
+left out rather than faked from one chosen item.
 
 Checkpoints (every ``checkpoint_every`` user-steps, on SIGTERM/SIGINT, and at the end) hold the
 agent (``agent.save``), the training env's ``state_dict()``, the metric writer's position, the
