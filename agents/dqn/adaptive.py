@@ -45,7 +45,6 @@ Hooks used (no change to ``DQNAgent`` needed): the ``epsilon`` and ``learning_ra
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ import numpy as np
 import torch
 
 from agents.base import Info
-from agents.dqn.config import DQNConfig
+from agents.dqn.config import DQNConfig, _is_int, _is_real
 from agents.dqn.dqn import DQNAgent
 from agents.dqn.network import build_q_network
 from agents.drift_detection import ADWIN, DriftDetector, PageHinkley
@@ -75,14 +74,6 @@ _FLOAT_KEYS = frozenset(
 
 def _invalid(key: str, value: Any, allowed: str) -> ValueError:
     return ValueError(f"AdaptiveConfig.{key}={value!r} is invalid: allowed {allowed}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
