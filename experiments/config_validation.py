@@ -22,39 +22,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.metrics import EVAL_KEYS, LIFELONG_KEYS, ONLINE_KEYS, TIME_KEYS, TRAIN_KEYS
+from recsim_env.validation import ConfigError, check_bool, check_int, check_keys, fail
 
-
-class ConfigError(ValueError):
-    """An invalid run configuration (raised before training starts)."""
-
-
-def _fail(key: str, value: Any, expected: str) -> None:
-    raise ConfigError(f"invalid config value {key}={value!r}: expected {expected}")
-
-
-def _int(key: str, value: Any, lo: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(key, value, "an integer" + (f" >= {lo}" if lo is not None else ""))
-    if lo is not None and value < lo:
-        _fail(key, value, f"an integer >= {lo}")
-
-
-def _bool(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        _fail(key, value, "true or false")
-
-
-def check_keys(section: str, given: Mapping[str, Any], allowed: list[str]) -> None:
-    """Reject keys of ``given`` that are not in ``allowed``, suggesting the closest allowed key."""
-    for key in given:
-        if key not in allowed:
-            full = f"{section}.{key}" if section else key
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"unknown config key {full!r}{hint} allowed keys"
-                f"{' in ' + section if section else ''}: {sorted(allowed)}"
-            )
+__all__ = ["ConfigError", "check_keys", "instantiate_checked", "validate"]
 
 
 def summary_metric_names() -> list[str]:
@@ -80,17 +50,17 @@ class ProtocolConfig:
     lifelong_window: int = 5_000  # smoothing window (user-steps) of the recovery/forgetting metrics
 
     def __post_init__(self) -> None:
-        _int("protocol.total_steps", self.total_steps, 1)
-        _int("protocol.log_every", self.log_every, 1)
-        _int("protocol.eval_every", self.eval_every, 0)
-        _int("protocol.eval_episodes", self.eval_episodes, 1)
-        _int("protocol.eval_seed", self.eval_seed, 0)
-        _bool("protocol.final_eval", self.final_eval)
-        _int("protocol.ndcg_k", self.ndcg_k, 1)
-        _int("protocol.checkpoint_every", self.checkpoint_every, 0)
-        _int("protocol.keep_checkpoints", self.keep_checkpoints, 1)
-        _bool("protocol.checkpoint_replay", self.checkpoint_replay)
-        _int("protocol.lifelong_window", self.lifelong_window, 1)
+        check_int("protocol.total_steps", self.total_steps, 1)
+        check_int("protocol.log_every", self.log_every, 1)
+        check_int("protocol.eval_every", self.eval_every, 0)
+        check_int("protocol.eval_episodes", self.eval_episodes, 1)
+        check_int("protocol.eval_seed", self.eval_seed, 0)
+        check_bool("protocol.final_eval", self.final_eval)
+        check_int("protocol.ndcg_k", self.ndcg_k, 1)
+        check_int("protocol.checkpoint_every", self.checkpoint_every, 0)
+        check_int("protocol.keep_checkpoints", self.keep_checkpoints, 1)
+        check_bool("protocol.checkpoint_replay", self.checkpoint_replay)
+        check_int("protocol.lifelong_window", self.lifelong_window, 1)
 
 
 @dataclass(frozen=True)
@@ -108,10 +78,10 @@ class EnvConfig:
 
         registered = sorted(k for k in gymnasium.registry if k.startswith("recsim_env/"))
         if self.id not in gymnasium.registry:
-            _fail("env.id", self.id, f"a registered env id, one of {registered}")
-        _int("env.num_envs", self.num_envs, 1)
+            fail("env.id", self.id, f"a registered env id, one of {registered}")
+        check_int("env.num_envs", self.num_envs, 1)
         if not isinstance(self.kwargs, Mapping):
-            _fail("env.kwargs", self.kwargs, "a mapping of simulator parameters")
+            fail("env.kwargs", self.kwargs, "a mapping of simulator parameters")
 
     def make_kwargs(self) -> dict[str, Any]:
         """The kwargs to pass to the simulator: ``null`` means "the simulator's default"."""
@@ -127,16 +97,16 @@ class TopLevelConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _int("seed", self.seed, 0)
-        _int("torch_threads", self.torch_threads, 1)
+        check_int("seed", self.seed, 0)
+        check_int("torch_threads", self.torch_threads, 1)
         if not isinstance(self.resume, bool | str):
-            _fail("resume", self.resume, "true, false or the path of a run directory")
+            fail("resume", self.resume, "true, false or the path of a run directory")
         if isinstance(self.resume, str) and not Path(self.resume).is_dir():
-            _fail("resume", self.resume, "true, false or the path of an existing run directory")
+            fail("resume", self.resume, "true, false or the path of an existing run directory")
         allowed = summary_metric_names()
         if self.optimize_metric not in allowed:
-            _fail("optimize_metric", self.optimize_metric, f"one of {allowed}")
-        _bool("progress", self.progress)
+            fail("optimize_metric", self.optimize_metric, f"one of {allowed}")
+        check_bool("progress", self.progress)
 
 
 TOP_LEVEL_SECTIONS = ("env", "agent", "logger", "protocol")
@@ -144,7 +114,7 @@ TOP_LEVEL_SECTIONS = ("env", "agent", "logger", "protocol")
 
 def _target_importable(key: str, target: Any) -> None:
     if not isinstance(target, str) or "." not in target:
-        _fail(key, target, "a dotted path 'package.module.Class'")
+        fail(key, target, "a dotted path 'package.module.Class'")
     module_name, _, attr = target.rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -198,12 +168,12 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     check_keys("logger", logger, ["sinks"])
     sinks = logger.get("sinks") or {}
     if not isinstance(sinks, Mapping):
-        _fail("logger.sinks", sinks, "a mapping of sink name to sink config")
+        fail("logger.sinks", sinks, "a mapping of sink name to sink config")
     for name, sink in sinks.items():
         if sink is None:
             continue  # a sink switched off with logger.sinks.<name>=null
         if not isinstance(sink, Mapping) or "_target_" not in sink:
-            _fail(f"logger.sinks.{name}", sink, "a sink config with a '_target_'")
+            fail(f"logger.sinks.{name}", sink, "a sink config with a '_target_'")
     return {"top": top, "env": env, "protocol": protocol}
 
 

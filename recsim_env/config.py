@@ -6,53 +6,21 @@ raises ``ValueError`` naming the parameter, the value and what is allowed, befor
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from recsim_env.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    fail,
+    is_int,
+    is_real,
+)
+
 REWARDS = ("engagement", "click")
 OBSERVABILITY = ("partial", "full")
-
-
-def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"invalid {name}={value!r}: expected {allowed}")
-
-
-def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, "an integer")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        _fail(
-            name,
-            value,
-            f"an integer in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]",
-        )
-
-
-def check_float(
-    name: str,
-    value: Any,
-    lo: float | None = None,
-    hi: float | None = None,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        _fail(name, value, "a finite number")
-    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
-    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
-    if bad_lo or bad_hi:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else lo
-        hi_s = "inf" if hi is None else hi
-        _fail(name, value, f"a number in {left}{lo_s}, {hi_s}{right}")
-
-
-def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        _fail(name, value, f"one of {list(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -104,23 +72,23 @@ class SimConfig:
     def __post_init__(self) -> None:
         check_int("num_items", self.num_items, 1)
         check_int("num_topics", self.num_topics, 1)
-        check_float("topic_concentration", self.topic_concentration, 0.0, lo_open=True)
-        check_float("quality_appeal_corr", self.quality_appeal_corr, -1.0, 1.0)
-        check_float("item_churn", self.item_churn, 0.0, 1.0)
-        check_float("popularity_noise", self.popularity_noise, 0.0)
-        check_float("popularity_maturity", self.popularity_maturity, 0.0, lo_open=True)
-        check_float("freshness_scale", self.freshness_scale, 0.0, lo_open=True)
+        check_real("topic_concentration", self.topic_concentration, 0.0, lo_open=True)
+        check_real("quality_appeal_corr", self.quality_appeal_corr, -1.0, 1.0)
+        check_real("item_churn", self.item_churn, 0.0, 1.0)
+        check_real("popularity_noise", self.popularity_noise, 0.0)
+        check_real("popularity_maturity", self.popularity_maturity, 0.0, lo_open=True)
+        check_real("freshness_scale", self.freshness_scale, 0.0, lo_open=True)
         check_int("num_candidates", self.num_candidates, 1)
         if self.num_candidates > self.num_items:
-            _fail("num_candidates", self.num_candidates, f"at most num_items={self.num_items}")
+            fail("num_candidates", self.num_candidates, f"at most num_items={self.num_items}")
         check_int("slate_size", self.slate_size, 0)
         if self.slate_size > self.num_candidates:
-            _fail(
+            fail(
                 "slate_size",
                 self.slate_size,
                 f"0 (single item) or 1..num_candidates={self.num_candidates}",
             )
-        check_float("position_bias", self.position_bias, 0.0)
+        check_real("position_bias", self.position_bias, 0.0)
         for name in (
             "interest_weight",
             "appeal_weight",
@@ -131,25 +99,31 @@ class SimConfig:
             "budget_refund",
             "user_noise",
         ):
-            check_float(name, getattr(self, name), 0.0)
-        check_float("click_threshold", self.click_threshold)
+            check_real(name, getattr(self, name), 0.0)
+        check_real("click_threshold", self.click_threshold)
         check_choice("reward", self.reward, REWARDS)
-        check_float("interest_lr", self.interest_lr, 0.0, 0.5)
-        check_float("disappointment_quality", self.disappointment_quality)
-        check_float("fatigue_decay", self.fatigue_decay, 0.0, 1.0, hi_open=True)
-        check_float("exposure_fatigue", self.exposure_fatigue, 0.0, 1.0)
-        check_float("satisfaction_rate", self.satisfaction_rate, 0.0, 1.0)
-        check_float("budget_min", self.budget_min, 0.0, lo_open=True)
-        check_float("budget_max", self.budget_max, self.budget_min)
+        check_real("interest_lr", self.interest_lr, 0.0, 0.5)
+        check_real("disappointment_quality", self.disappointment_quality)
+        check_real("fatigue_decay", self.fatigue_decay, 0.0, 1.0, hi_open=True)
+        check_real("exposure_fatigue", self.exposure_fatigue, 0.0, 1.0)
+        check_real("satisfaction_rate", self.satisfaction_rate, 0.0, 1.0)
+        check_real("budget_min", self.budget_min, 0.0, lo_open=True)
+        check_real("budget_max", self.budget_max, self.budget_min)
         check_int("max_session_steps", self.max_session_steps, 1)
-        check_float("drift_pull", self.drift_pull, 0.0, 1.0)
+        check_real("drift_pull", self.drift_pull, 0.0, 1.0)
         check_choice("observability", self.observability, OBSERVABILITY)
-        if not isinstance(self.notify_drift, bool):
-            _fail("notify_drift", self.notify_drift, "True or False")
-        check_float("history_decay", self.history_decay, 0.0, 1.0, hi_open=True)
+        check_bool("notify_drift", self.notify_drift)
+        check_real("history_decay", self.history_decay, 0.0, 1.0, hi_open=True)
         from recsim_env.drift import parse_drift  # validates drift specs (late import: no cycle)
 
         parse_drift(self.drift)
+        # numpy / OmegaConf scalars (sweeps, Optuna) → plain Python numbers: YAML, JSON, equality
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if is_int(value) and type(value) is not int:
+                object.__setattr__(self, f.name, int(value))
+            elif is_real(value) and not isinstance(value, int | float):
+                object.__setattr__(self, f.name, float(value))
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> SimConfig:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from recsim_env.config import _fail, check_choice, check_float, check_int
+from recsim_env.validation import check_choice, check_int, check_real, fail
 
 SCHEDULES: dict[str, dict[str, Any]] = {
     "none": {},
@@ -83,12 +83,12 @@ def parse_drift(spec: Any) -> list[DriftComponent]:
     """Validate a drift spec (preset name or list of dicts) and fill defaults."""
     if isinstance(spec, str):
         if spec not in DRIFT_PRESETS:
-            _fail("drift", spec, f"a preset in {sorted(DRIFT_PRESETS)} or a list of components")
+            fail("drift", spec, f"a preset in {sorted(DRIFT_PRESETS)} or a list of components")
         spec = DRIFT_PRESETS[spec]
     if isinstance(spec, dict):
         spec = [spec]
     if not isinstance(spec, list | tuple):
-        _fail("drift", spec, f"a preset in {sorted(DRIFT_PRESETS)} or a list of components")
+        fail("drift", spec, f"a preset in {sorted(DRIFT_PRESETS)} or a list of components")
     return [_parse_component(i, dict(c)) for i, c in enumerate(spec)]
 
 
@@ -106,7 +106,7 @@ def _parse_component(i: int, c: dict[str, Any]) -> DriftComponent:
         elif key in pp:
             pp[key] = value
         else:
-            _fail(
+            fail(
                 f"{where}.{key}",
                 value,
                 f"a parameter of schedule {schedule!r} ({sorted(sp)}) "
@@ -122,7 +122,7 @@ def _check_schedule(where: str, name: str, p: dict[str, Any]) -> None:
         check_int(f"{where}.period", p["period"], 1)
         check_int(f"{where}.offset", p["offset"], 0)
     elif name == "poisson":
-        check_float(f"{where}.rate", p["rate"], 0.0, 1.0)
+        check_real(f"{where}.rate", p["rate"], 0.0, 1.0)
     elif name == "changepoints":
         times = p["times"]
         if isinstance(times, int):
@@ -133,16 +133,16 @@ def _check_schedule(where: str, name: str, p: dict[str, Any]) -> None:
     elif name == "burst":
         check_int(f"{where}.period", p["period"], 1)
         check_int(f"{where}.length", p["length"], 1, p["period"])
-        check_float(f"{where}.rate", p["rate"], 0.0, 1.0)
+        check_real(f"{where}.rate", p["rate"], 0.0, 1.0)
 
 
 def _check_process(where: str, name: str, p: dict[str, Any]) -> None:
     for key in ("theta",):
         if key in p:
-            check_float(f"{where}.{key}", p[key], 0.0, 1.0)
+            check_real(f"{where}.{key}", p[key], 0.0, 1.0)
     for key in ("sigma", "scale", "level"):
         if key in p:
-            check_float(f"{where}.{key}", p[key], 0.0, 1.0)
+            check_real(f"{where}.{key}", p[key], 0.0, 1.0)
     if "ramp" in p:
         check_int(f"{where}.ramp", p["ramp"], 0)
     if "num_profiles" in p:

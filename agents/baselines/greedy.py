@@ -9,6 +9,7 @@ import numpy as np
 from agents.base import Info
 from agents.baselines.features import LinearFeatures
 from agents.baselines.scoring import ScoringAgent
+from recsim_env.validation import check_choice, check_real
 
 TARGETS = ("click", "reward")
 
@@ -40,12 +41,9 @@ class GreedyAgent(ScoringAgent):
         seed: int | None = None,
     ) -> None:
         super().__init__(env, seed=seed)
-        if not 0 < lr < 2:
-            raise ValueError(f"lr must be in (0, 2) (normalised SGD step), got {lr}")
-        if l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {l2}")
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        check_real("lr", lr, 0.0, 2.0, lo_open=True, hi_open=True)  # normalised SGD step
+        check_real("l2", l2, 0.0)
+        check_choice("target", target, TARGETS)
         self._hparams = {
             "lr": lr,
             "l2": l2,
@@ -127,8 +125,7 @@ class EpsilonGreedyAgent(GreedyAgent):
         user_features: bool = True,
         seed: int | None = None,
     ) -> None:
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        check_real("epsilon", epsilon, 0.0, 1.0)
         super().__init__(env, lr=lr, l2=l2, target=target, user_features=user_features, seed=seed)
         self._hparams = {"epsilon": epsilon, **self._hparams}
         self.epsilon = float(epsilon)

@@ -21,6 +21,7 @@ import numpy as np
 from agents.base import Info
 from agents.baselines.features import LinearFeatures
 from agents.baselines.scoring import ScoringAgent
+from recsim_env.validation import check_int, check_real
 
 
 class LinUCB(ScoringAgent):
@@ -39,10 +40,8 @@ class LinUCB(ScoringAgent):
         seed: int | None = None,
     ) -> None:
         super().__init__(env, seed=seed)
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
-        if not reg > 0:
-            raise ValueError(f"reg must be > 0, got {reg}")
+        check_real("alpha", alpha, 0.0)
+        check_real("reg", reg, 0.0, lo_open=True)
         self._hparams = {"alpha": alpha, "reg": reg, "user_features": user_features, "seed": seed}
         self.alpha = float(alpha)
         self.reg = float(reg)
@@ -149,8 +148,7 @@ class SlidingWindowUCB(LinUCB):
         user_features: bool = True,
         seed: int | None = None,
     ) -> None:
-        if int(window) != window or window < 1:
-            raise ValueError(f"window must be a positive integer, got {window}")
+        check_int("window", window, 1)
         super().__init__(env, alpha=alpha, reg=reg, user_features=user_features, seed=seed)
         self._hparams = {"window": window, **self._hparams}
         self.window = int(window)
@@ -221,8 +219,7 @@ class DiscountedUCB(LinUCB):
         user_features: bool = True,
         seed: int | None = None,
     ) -> None:
-        if not 0.0 < discount <= 1.0:
-            raise ValueError(f"discount must be in (0, 1], got {discount}")
+        check_real("discount", discount, 0.0, 1.0, lo_open=True)
         super().__init__(env, alpha=alpha, reg=reg, user_features=user_features, seed=seed)
         self._hparams = {"discount": discount, **self._hparams}
         self.discount = float(discount)

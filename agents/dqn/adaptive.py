@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,17 @@ import numpy as np
 import torch
 
 from agents.base import Info
-from agents.dqn.config import DQNConfig, _is_int, _is_real
+from agents.dqn.config import DQNConfig
 from agents.dqn.dqn import DQNAgent
 from agents.dqn.network import build_q_network
 from agents.drift_detection import ADWIN, DriftDetector, PageHinkley
+from recsim_env.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    validate_field,
+)
 
 __all__ = ["AdaptiveConfig", "AdaptiveDQNAgent", "NoiseScaler", "RecencyReplay"]
 
@@ -66,14 +74,6 @@ DIRECTIONS = ("auto", "down", "up", "both")
 ADAPTATIONS = ("on_detection", "none")
 RECENCY = ("none", "window", "weighted")
 _AUTO_DIRECTION = {"reward": "down", "td_error": "up"}
-_FLOAT_KEYS = frozenset(
-    {"ph_delta", "ph_threshold", "ph_alpha", "adwin_delta", "epsilon_boost", "shrink", "perturb",
-     "lr_rewarm"}
-)  # fmt: skip
-
-
-def _invalid(key: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"AdaptiveConfig.{key}={value!r} is invalid: allowed {allowed}")
 
 
 @dataclass
@@ -113,35 +113,30 @@ class AdaptiveConfig:
     lr_rewarm_steps: int = 4_800  # ... decaying linearly back to ×1 over this many user-steps
 
     def __post_init__(self) -> None:
-        self._check_choice("detector", DETECTORS)
-        self._check_choice("detector_signal", SIGNALS)
-        self._check_choice("detector_direction", DIRECTIONS)
-        self._check_bool("detector_normalize")
-        self._check_real("ph_delta", lo=0.0)
-        self._check_real("ph_threshold", lo=0.0, lo_open=True)
-        self._check_real("ph_alpha", lo=0.0, hi=1.0, lo_open=True)
-        self._check_int("ph_min_samples", lo=1)
-        self._check_real("adwin_delta", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        self._check_int("adwin_clock", lo=1)
-        self._check_int("cooldown", lo=0)
-        self._check_choice("adaptation", ADAPTATIONS)
-        self._check_real("epsilon_boost", lo=0.0, hi=1.0)
-        self._check_int("boost_steps", lo=1)
-        self._check_choice("recency", RECENCY)
-        self._check_int("recency_window", lo=1)
-        self._check_int("recency_steps", lo=1)
-        self._check_bool("shrink_perturb")
-        self._check_real("shrink", lo=0.0, hi=1.0)
-        self._check_real("perturb", lo=0.0)
-        self._check_bool("reset_optimizer")
-        self._check_real("lr_rewarm", lo=1.0)
-        self._check_int("lr_rewarm_steps", lo=1)
-        for f in fields(self):  # numpy / OmegaConf scalars → plain Python (checkpoints, equality)
-            value = getattr(self, f.name)
-            if f.name in _FLOAT_KEYS:
-                setattr(self, f.name, float(value))
-            elif _is_int(value):
-                setattr(self, f.name, int(value))
+        v = partial(validate_field, self)
+        v("detector", check_choice, DETECTORS)
+        v("detector_signal", check_choice, SIGNALS)
+        v("detector_direction", check_choice, DIRECTIONS)
+        v("detector_normalize", check_bool)
+        v("ph_delta", check_real, 0.0)
+        v("ph_threshold", check_real, 0.0, lo_open=True)
+        v("ph_alpha", check_real, 0.0, 1.0, lo_open=True)
+        v("ph_min_samples", check_int, 1)
+        v("adwin_delta", check_real, 0.0, 1.0, lo_open=True, hi_open=True)
+        v("adwin_clock", check_int, 1)
+        v("cooldown", check_int, 0)
+        v("adaptation", check_choice, ADAPTATIONS)
+        v("epsilon_boost", check_real, 0.0, 1.0)
+        v("boost_steps", check_int, 1)
+        v("recency", check_choice, RECENCY)
+        v("recency_window", check_int, 1)
+        v("recency_steps", check_int, 1)
+        v("shrink_perturb", check_bool)
+        v("shrink", check_real, 0.0, 1.0)
+        v("perturb", check_real, 0.0)
+        v("reset_optimizer", check_bool)
+        v("lr_rewarm", check_real, 1.0)
+        v("lr_rewarm_steps", check_int, 1)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -178,45 +173,6 @@ class AdaptiveConfig:
                 direction=self.direction,  # type: ignore[arg-type]
             )
         return None
-
-    # ------------------------------------------------------------------ checks
-    def _check_real(
-        self,
-        key: str,
-        *,
-        lo: float | None = None,
-        hi: float | None = None,
-        lo_open: bool = False,
-        hi_open: bool = False,
-    ) -> None:
-        value = getattr(self, key)
-        ok = _is_real(value)
-        if ok and lo is not None:
-            ok = value > lo if lo_open else value >= lo
-        if ok and hi is not None:
-            ok = value < hi if hi_open else value <= hi
-        if not ok:
-            if hi is None:
-                allowed = f"a finite number {'> ' if lo_open else '>= '}{lo}"
-            else:
-                left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-                allowed = f"a finite number in {left}{lo}, {hi}{right}"
-            raise _invalid(key, value, allowed)
-
-    def _check_int(self, key: str, *, lo: int) -> None:
-        value = getattr(self, key)
-        if not (_is_int(value) and value >= lo):
-            raise _invalid(key, value, f"an integer >= {lo}")
-
-    def _check_bool(self, key: str) -> None:
-        value = getattr(self, key)
-        if not isinstance(value, bool):
-            raise _invalid(key, value, "true or false")
-
-    def _check_choice(self, key: str, choices: tuple[str, ...]) -> None:
-        value = getattr(self, key)
-        if value not in choices:
-            raise _invalid(key, value, "one of " + ", ".join(repr(c) for c in choices))
 
     # ------------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:

@@ -6,32 +6,24 @@ value and what is allowed, so a typo in a Hydra override fails at once instead o
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from typing import Any
+
+from recsim_env.validation import (
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_device,
+    check_int,
+    check_int_list,
+    check_real,
+    fail,
+    validate_field,
+)
 
 NETWORKS = ("candidate", "mlp")
 LR_SCHEDULES = ("constant", "linear")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-_FLOAT_KEYS = frozenset(
-    {"gamma", "lr", "lr_end", "max_grad_norm", "epsilon_start", "epsilon_end",
-     "exploration_fraction", "tau"}
-)  # fmt: skip
-
-
-def _invalid(key: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"DQNConfig.{key}={value!r} is invalid: allowed {allowed}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -76,102 +68,36 @@ class DQNConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        self._check_real("gamma", lo=0.0, hi=1.0)
-        self._check_real("lr", lo=0.0, lo_open=True)
-        self._check_choice("lr_schedule", LR_SCHEDULES)
-        self._check_real("lr_end", lo=0.0)
-        if self.max_grad_norm is not None:
-            self._check_real("max_grad_norm", lo=0.0, lo_open=True, none_ok=True)
-        self._check_int("batch_size", lo=1)
+        v = partial(validate_field, self)
+        v("gamma", check_real, 0.0, 1.0)
+        v("lr", check_real, 0.0, lo_open=True)
+        v("lr_schedule", check_choice, LR_SCHEDULES)
+        v("lr_end", check_real, 0.0)
+        v("max_grad_norm", check_real, 0.0, lo_open=True, optional=True)
+        v("batch_size", check_int, 1)
         for key in ("epsilon_start", "epsilon_end", "exploration_fraction"):
-            self._check_real(key, lo=0.0, hi=1.0)
-        self._check_int("buffer_size", lo=1)
+            v(key, check_real, 0.0, 1.0)
+        v("buffer_size", check_int, 1)
         if self.buffer_size < self.batch_size:
-            raise _invalid(
-                "buffer_size", self.buffer_size, f"an integer >= batch_size ({self.batch_size})"
+            fail(
+                "DQNConfig.buffer_size",
+                self.buffer_size,
+                f"an integer >= batch_size ({self.batch_size})",
             )
-        self._check_int("n_step", lo=1)
-        self._check_bool("double")
-        self._check_bool("dueling")
-        self._check_real("tau", lo=0.0, hi=1.0, lo_open=True)
-        self._check_int("target_update_interval", lo=1)
-        self._check_int("learning_starts", lo=0)
-        self._check_int("train_freq", lo=1)
-        if not (
-            _is_int(self.gradient_steps) and (self.gradient_steps >= 1 or self.gradient_steps == -1)
-        ):
-            raise _invalid("gradient_steps", self.gradient_steps, "an integer >= 1, or -1")
-        if self.total_steps is not None:
-            self._check_int("total_steps", lo=1, none_ok=True)
-        self._check_choice("network", NETWORKS)
-        self._check_hidden_sizes()
-        self._check_device()
-        if self.torch_threads is not None:
-            self._check_int("torch_threads", lo=1, none_ok=True)
-        if self.seed is not None:
-            self._check_int("seed", lo=0, none_ok=True)
-        # normalise numpy / OmegaConf scalars to plain Python types (checkpoints, YAML, equality)
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in _FLOAT_KEYS and value is not None:
-                setattr(self, f.name, float(value))
-            elif _is_int(value):
-                setattr(self, f.name, int(value))
-
-    # ------------------------------------------------------------------ checks
-    def _check_real(
-        self,
-        key: str,
-        *,
-        lo: float | None = None,
-        hi: float | None = None,
-        lo_open: bool = False,
-        none_ok: bool = False,
-    ) -> None:
-        value = getattr(self, key)
-        ok = _is_real(value)
-        if ok and lo is not None:
-            ok = value > lo if lo_open else value >= lo
-        if ok and hi is not None:
-            ok = value <= hi
-        if not ok:
-            left = "(" if lo_open else "["
-            rng = f"{left}{lo}, {hi}]" if hi is not None else f"{'> ' if lo_open else '>= '}{lo}"
-            allowed = f"a finite number {'in ' if hi is not None else ''}{rng}"
-            raise _invalid(key, value, allowed + (" or None" if none_ok else ""))
-
-    def _check_int(self, key: str, *, lo: int, none_ok: bool = False) -> None:
-        value = getattr(self, key)
-        if not (_is_int(value) and value >= lo):
-            raise _invalid(key, value, f"an integer >= {lo}" + (" or None" if none_ok else ""))
-
-    def _check_bool(self, key: str) -> None:
-        value = getattr(self, key)
-        if not isinstance(value, bool):
-            raise _invalid(key, value, "true or false")
-
-    def _check_choice(self, key: str, choices: tuple[str, ...]) -> None:
-        value = getattr(self, key)
-        if value not in choices:
-            raise _invalid(key, value, "one of " + ", ".join(repr(c) for c in choices))
-
-    def _check_hidden_sizes(self) -> None:
-        value = self.hidden_sizes
-        try:
-            sizes = list(value)  # accepts tuples and OmegaConf ListConfig
-        except TypeError:
-            sizes = None
-        if isinstance(value, str) or not sizes or not all(_is_int(s) and s >= 1 for s in sizes):
-            raise _invalid("hidden_sizes", value, "a non-empty list of integers >= 1")
-        self.hidden_sizes = [int(s) for s in sizes]
-
-    def _check_device(self) -> None:
-        value = self.device
-        ok = isinstance(value, str) and (
-            value in DEVICES or (value.startswith("cuda:") and value[5:].isdigit())
-        )
-        if not ok:
-            raise _invalid("device", value, "one of 'auto', 'cpu', 'cuda', 'cuda:<index>'")
+        v("n_step", check_int, 1)
+        v("double", check_bool)
+        v("dueling", check_bool)
+        v("tau", check_real, 0.0, 1.0, lo_open=True)
+        v("target_update_interval", check_int, 1)
+        v("learning_starts", check_int, 0)
+        v("train_freq", check_int, 1)
+        v("gradient_steps", check_int, 1, also=(-1,))
+        v("total_steps", check_int, 1, optional=True)
+        v("network", check_choice, NETWORKS)
+        v("hidden_sizes", check_int_list)
+        v("device", check_device)
+        v("torch_threads", check_int, 1, optional=True)
+        v("seed", check_int, 0, optional=True)
 
     # ------------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:
@@ -184,7 +110,7 @@ class DQNConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown DQN hyperparameter(s) {unknown}; allowed keys: {', '.join(sorted(known))}"
             )
         return cls(**values)

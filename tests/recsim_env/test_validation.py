@@ -11,15 +11,15 @@ from recsim_env import InvalidActionError, RecSimEnv, RecSimVectorEnv, SimConfig
 @pytest.mark.parametrize(
     ("kwargs", "fragments"),
     [
-        ({"num_items": -5}, ["num_items", "-5", "integer in [1"]),
+        ({"num_items": -5}, ["num_items", "-5", "an integer >= 1"]),
         ({"num_items": 2.5}, ["num_items", "integer"]),
         ({"num_candidates": 0}, ["num_candidates", "0"]),
         ({"num_items": 10, "num_candidates": 20}, ["num_candidates", "20", "num_items=10"]),
         ({"slate_size": 21}, ["slate_size", "21", "num_candidates=20"]),
         ({"slate_size": -1}, ["slate_size", "-1"]),
-        ({"item_churn": 1.5}, ["item_churn", "1.5", "[0.0, 1.0]"]),
+        ({"item_churn": 1.5}, ["item_churn", "1.5", "[0, 1]"]),
         ({"quality_appeal_corr": -2}, ["quality_appeal_corr", "-2"]),
-        ({"fatigue_decay": 1.0}, ["fatigue_decay", "1.0", "1.0)"]),
+        ({"fatigue_decay": 1.0}, ["fatigue_decay", "1.0", "[0, 1)"]),
         ({"interest_lr": 0.9}, ["interest_lr", "0.9", "0.5"]),
         ({"reward": "money"}, ["reward", "money", "engagement", "click"]),
         ({"observability": "omniscient"}, ["observability", "omniscient", "partial", "full"]),
