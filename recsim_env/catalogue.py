@@ -44,9 +44,14 @@ class Catalogue:
         self.embedding_dim = cfg.item_embedding_dim
         self.key = np.uint64(0) if key is None else np.uint64(key)
         if self.signals:
-            self.true_completion = np.zeros(m, np.float32)
-            self.true_return_rate = np.zeros(m, np.float32)
+            # columns: completion, return rate (the two names are views, for readability)
+            self.signal_true = np.zeros((m, 2), np.float32)
+            self.true_completion = self.signal_true[:, 0]
+            self.true_return_rate = self.signal_true[:, 1]
             self.signal_z = np.zeros((m, 2), np.float32)
+            self._signal_prior = np.zeros(2, np.float32)
+            self._signal_offset = np.zeros((m, 2), np.float32)  # true − prior + noise
+            self._signal_dirty = True
         self.topics = np.empty((m, k), np.float32)
         self.quality = np.empty(m, np.float32)
         self.appeal = np.empty(m, np.float32)
@@ -91,6 +96,7 @@ class Catalogue:
             self.true_completion[idx] = sigmoid(cfg.quality_engagement * q)
             self.true_return_rate[idx] = return_prob(cfg, satisfaction_value(cfg, q, a))
             self.signal_z[idx] = crng.box_muller(u[:, :2], u[:, 2:4])
+            self._signal_dirty = True  # the catalogue average (the prior) changed
         if e:
             self.features[idx, -e:] = u[:, 4:]
 
@@ -121,11 +127,15 @@ class Catalogue:
         )
         self.features[:, k + 1] = np.exp(-age / cfg.freshness_scale)
         if self.signals:
+            if self._signal_dirty:  # only when items were (re)drawn: the rest is per tick
+                self._signal_prior = self.signal_true.mean(axis=0)
+                self._signal_offset = (
+                    self.signal_true - self._signal_prior + cfg.signal_noise * self.signal_z
+                )
+                self._signal_dirty = False
             w = 1.0 - np.exp(-age / cfg.signal_maturity)
-            for j, true in enumerate((self.true_completion, self.true_return_rate)):
-                prior = float(true.mean())
-                noisy = true - prior + cfg.signal_noise * self.signal_z[:, j]
-                self.features[:, k + 3 + j] = np.clip(prior + w * noisy, 0.0, 1.0)
+            signals = self._signal_prior + w[:, None] * self._signal_offset
+            self.features[:, k + 3 : k + 5] = np.clip(signals, 0.0, 1.0)
 
     def _state_names(self) -> tuple[str, ...]:
         return _STATE + (_SIGNAL_STATE if self.signals else ())
@@ -136,6 +146,7 @@ class Catalogue:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         for name in self._state_names():
             getattr(self, name)[...] = state[name]
+        self._signal_dirty = True
 
 
 _STATE = (
@@ -148,4 +159,4 @@ _STATE = (
     "true_popularity",
     "features",
 )
-_SIGNAL_STATE = ("true_completion", "true_return_rate", "signal_z")
+_SIGNAL_STATE = ("signal_true", "signal_z")
