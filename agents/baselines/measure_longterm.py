@@ -94,17 +94,26 @@ def measure(seeds: list[int], users: int, **env_kwargs: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="world seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=5, help="number of world seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="world seeds start here")
     parser.add_argument("--users", type=int, default=1024, help="users (first lifetimes) per seed")
+    parser.add_argument(
+        "--longterm-weight",
+        type=float,
+        default=None,
+        help="λ of the long-term reference (default: the env's); tune it on other seeds",
+    )
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
-    result = measure(list(range(args.seeds)), args.users)
+    env_kwargs = {} if args.longterm_weight is None else {"longterm_weight": args.longterm_weight}
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    result = measure(seeds, args.users, **env_kwargs)
     for row in result["per_seed"]:
         returns = "  ".join(f"{name} {row[name]['return']:7.2f}" for name in POLICIES)
         print(
             f"seed {row['seed']}: {returns}  gain {row['gain']:+.3f}  capture {row['capture']:.3f}"
         )
-    print(f"over {args.seeds} seeds × {args.users} users (mean ± 95 % CI):")
+    print(f"over seeds {seeds} × {args.users} users (mean ± 95 % CI):")
     for name, (m, h) in result["summary"].items():
         print(f"  {name:16s} {m:8.3f} ± {h:.3f}")
     if args.json:

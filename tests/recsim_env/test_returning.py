@@ -344,3 +344,42 @@ def test_default_ids_are_unchanged_by_the_returning_user_mode():
     _, _, _, _, info = envs.step(np.zeros(4, np.int64))
     assert not {"session_end", "returned", "gap", "user_time"} & set(info)
     assert "lifetimes" not in envs.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("horizon", "observability", "slate", "reward"),
+    [
+        ("session", "full", 0, "engagement"),
+        ("lifetime", "partial", 3, "click"),
+        ("lifetime", "full", 1, "engagement"),
+    ],
+)
+def test_observations_stay_inside_the_declared_bounds(horizon, observability, slate, reward):
+    envs = RecSimVectorEnv(
+        num_envs=16,
+        num_items=100,
+        returning_users=True,
+        horizon=horizon,
+        observability=observability,
+        slate_size=slate,
+        reward=reward,
+        item_churn=0.02,
+        item_embedding_dim=3,
+        lifetime_ticks=80,
+        drift="mixed",
+    )
+    obs, info = envs.reset(seed=7)
+    space = envs.single_observation_space
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(200):
+        assert np.all(obs >= space.low) and np.all(obs <= space.high)
+        if slate:
+            actions = np.argsort(rng.random((16, 20)), axis=1)[:, :slate]
+        else:
+            actions = rng.integers(0, 20, 16)
+        obs, reward_, term, trunc, info = envs.step(actions)
+        assert np.all(np.isfinite(reward_)) and np.all(reward_ >= 0)
+        assert np.all(info["longterm_regret"] >= 0)
+        ends += int(info["lifetime_end"].sum())
+    assert ends > 20
