@@ -29,6 +29,14 @@ ENV_IDS: dict[str, dict] = {
     "recsim_env/Seasonal-v0": {"drift": "seasonal"},
     # item churn (≈ 2 new items per tick, no history) and trending topics
     "recsim_env/ColdStart-v0": {"drift": "trending", "item_churn": 0.002},
+    # returning users: a lifetime of sessions per user, return and gap depend on satisfaction;
+    # observed per-item quality signals and id features; the RL episode is the lifetime
+    "recsim_env/LongTerm-v0": {
+        "drift": "gradual",
+        "returning_users": True,
+        "horizon": "lifetime",
+        "item_embedding_dim": 4,
+    },
 }
 
 for _id, _kwargs in ENV_IDS.items():

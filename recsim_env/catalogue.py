@@ -4,13 +4,24 @@ Popularity is exogenous (the platform has far more users than we simulate): an i
 popularity is the click rate the *population-mean* user would have on it, so it follows drift and
 rewards click bait; the observed signal forms as the item matures (a new item has none: cold start)
 and carries per-item noise.
+
+With returning users two more observed aggregates per item, formed the same way (world-level, from
+the population, never from the simulated slots, so that slots stay independent): the **completion**
+ratio (engagement / length of a click) of the population-neutral user, ``sigmoid(γq·q)``, and the
+**return-after-consumption rate**, the return probability of a session whose satisfaction equals the
+item's value ``tanh(q − c·a)``. Each observed value is
+``prior + w(age)·(true − prior + signal_noise·z)``, ``w = 1 − exp(−age / signal_maturity)``, with
+the catalogue average as prior and a fixed per-item ``z ~ N(0, 1)``: young items show little, mature
+ones a noisy estimate that is never exact. ``item_embedding_dim`` adds fixed random features of the
+item id (uniforms hashed from world seed, item slot and birth: a new item gets new ones).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from recsim_env.choice import sigmoid
+from recsim_env import rng as crng
+from recsim_env.choice import satisfaction_value, sigmoid
 from recsim_env.config import SimConfig
 
 LENGTH_MIN, LENGTH_MAX = 0.5, 1.5
@@ -18,11 +29,29 @@ QA_CLIP = 3.0
 
 
 class Catalogue:
-    """Arrays over ``M`` items; ``features`` is the observable ``(M, K + 3)`` float32 table."""
+    """Arrays over ``M`` items; ``features`` is the observable ``(M, item_dim)`` float32 table
+    (``K + 3`` columns, + 2 quality signals with returning users, + ``item_embedding_dim``).
 
-    def __init__(self, cfg: SimConfig, rng: np.random.Generator) -> None:
+    ``key`` (from the world seed) drives the per-item hashes of the signal noise and embedding; they
+    never draw from ``rng``, so the catalogue of the default ids is unchanged by them."""
+
+    def __init__(
+        self, cfg: SimConfig, rng: np.random.Generator, key: np.uint64 | None = None
+    ) -> None:
         self.cfg = cfg
         m, k = cfg.num_items, cfg.num_topics
+        self.signals = cfg.returning_users
+        self.embedding_dim = cfg.item_embedding_dim
+        self.key = np.uint64(0) if key is None else np.uint64(key)
+        if self.signals:
+            # columns: completion, return rate (the two names are views, for readability)
+            self.signal_true = np.zeros((m, 2), np.float32)
+            self.true_completion = self.signal_true[:, 0]
+            self.true_return_rate = self.signal_true[:, 1]
+            self.signal_z = np.zeros((m, 2), np.float32)
+            self._signal_prior = np.zeros(2, np.float32)
+            self._signal_offset = np.zeros((m, 2), np.float32)  # true − prior + noise
+            self._signal_dirty = True
         self.topics = np.empty((m, k), np.float32)
         self.quality = np.empty(m, np.float32)
         self.appeal = np.empty(m, np.float32)
@@ -30,7 +59,8 @@ class Catalogue:
         self.birth = np.empty(m, np.int64)
         self.pop_noise = np.empty(m, np.float32)
         self.true_popularity = np.zeros(m, np.float32)
-        self.features = np.zeros((m, k + 3), np.float32)
+        width = k + 3 + 2 * int(self.signals) + self.embedding_dim
+        self.features = np.zeros((m, width), np.float32)
         # Existing items were born before the clock started, so most have a mature signal.
         self._draw(
             np.arange(m), rng, birth=-rng.integers(0, 4 * int(cfg.popularity_maturity) + 1, m)
@@ -52,6 +82,23 @@ class Catalogue:
         self.features[idx, cfg.num_topics + 2] = (self.length[idx] - LENGTH_MIN) / (
             LENGTH_MAX - LENGTH_MIN
         )
+        if self.signals or self.embedding_dim:
+            self._draw_extras(idx, np.broadcast_to(np.asarray(birth, np.int64), (n,)))
+
+    def _draw_extras(self, idx: np.ndarray, birth: np.ndarray) -> None:
+        """Per-item hidden truths of the quality signals, their fixed noise, the id embedding."""
+        cfg, e = self.cfg, self.embedding_dim
+        u = crng.uniforms_per_row(self.key, idx, birth, 4 + e)
+        if self.signals:
+            from recsim_env.returning import return_prob  # late import: no cycle
+
+            q, a = self.quality[idx], self.appeal[idx]
+            self.true_completion[idx] = sigmoid(cfg.quality_engagement * q)
+            self.true_return_rate[idx] = return_prob(cfg, satisfaction_value(cfg, q, a))
+            self.signal_z[idx] = crng.box_muller(u[:, :2], u[:, 2:4])
+            self._signal_dirty = True  # the catalogue average (the prior) changed
+        if e:
+            self.features[idx, -e:] = u[:, 4:]
 
     def churn(self, clock: int, rng: np.random.Generator) -> np.ndarray:
         """Retire the oldest items (Binomial count) and replace them with newborn ones."""
@@ -79,13 +126,27 @@ class Catalogue:
             maturity * self.true_popularity + maturity * self.pop_noise, 0.0, 1.0
         )
         self.features[:, k + 1] = np.exp(-age / cfg.freshness_scale)
+        if self.signals:
+            if self._signal_dirty:  # only when items were (re)drawn: the rest is per tick
+                self._signal_prior = self.signal_true.mean(axis=0)
+                self._signal_offset = (
+                    self.signal_true - self._signal_prior + cfg.signal_noise * self.signal_z
+                )
+                self._signal_dirty = False
+            w = 1.0 - np.exp(-age / cfg.signal_maturity)
+            signals = self._signal_prior + w[:, None] * self._signal_offset
+            self.features[:, k + 3 : k + 5] = np.clip(signals, 0.0, 1.0)
+
+    def _state_names(self) -> tuple[str, ...]:
+        return _STATE + (_SIGNAL_STATE if self.signals else ())
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name).copy() for name in _STATE}
+        return {name: getattr(self, name).copy() for name in self._state_names()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for name in _STATE:
+        for name in self._state_names():
             getattr(self, name)[...] = state[name]
+        self._signal_dirty = True
 
 
 _STATE = (
@@ -98,3 +159,4 @@ _STATE = (
     "true_popularity",
     "features",
 )
+_SIGNAL_STATE = ("signal_true", "signal_z")

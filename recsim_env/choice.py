@@ -42,6 +42,12 @@ def engagement_if_clicked(
     )
 
 
+def satisfaction_value(cfg: SimConfig, quality: np.ndarray, appeal: np.ndarray) -> np.ndarray:
+    """``tanh(q − c·a)``: what consuming an item does to satisfaction and the time budget
+    (> 0 satisfying, < 0 click bait); the same expression as in :meth:`Users.consume`."""
+    return np.tanh(quality - cfg.clickbait_penalty * appeal)
+
+
 def position_weights(cfg: SimConfig) -> np.ndarray:
     return (1.0 / (1.0 + np.arange(max(cfg.slate_size, 1))) ** cfg.position_bias).astype(np.float32)
 

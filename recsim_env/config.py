@@ -21,6 +21,7 @@ from recsim_env.validation import (
 
 REWARDS = ("engagement", "click")
 OBSERVABILITY = ("partial", "full")
+HORIZONS = ("session", "lifetime")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,20 @@ class SimConfig:
     observability: str = "partial"
     notify_drift: bool = False
     history_decay: float = 0.8
+    item_embedding_dim: int = 0  # fixed random features of the item id (0: none)
+    # returning users (recsim_env/returning.py); off: every session is a new user (the default ids)
+    returning_users: bool = False
+    horizon: str = "session"  # RL episode: one session, or a user's whole lifetime ("lifetime")
+    lifetime_ticks: int = 1000  # lifetime cap in user time (steps served + gaps away)
+    return_prob_min: float = 0.7  # p_return(σ_end) as σ_end → −1 ...
+    return_prob_max: float = 0.98  # ... and as σ_end → +1
+    return_sensitivity: float = 2.0  # slope k of p_return and of the gap mean in σ_end
+    gap_mean_min: float = 10.0  # mean gap (ticks away) of a fully satisfied user ...
+    gap_mean_max: float = 60.0  # ... and of a fully dissatisfied one
+    completion_rate: float = 0.3  # observed per-user completion: EMA rate over clicks
+    signal_noise: float = 0.02  # std of the per-item noise of the observed quality signals
+    signal_maturity: float = 300.0  # ticks until an item's quality signals are ~63 % formed
+    longterm_weight: float = 3.0  # λ of the long-term reference score p·(e + λ·v)
 
     def __post_init__(self) -> None:
         check_int("num_items", self.num_items, 1)
@@ -114,6 +129,21 @@ class SimConfig:
         check_choice("observability", self.observability, OBSERVABILITY)
         check_bool("notify_drift", self.notify_drift)
         check_real("history_decay", self.history_decay, 0.0, 1.0, hi_open=True)
+        check_int("item_embedding_dim", self.item_embedding_dim, 0, 64)
+        check_bool("returning_users", self.returning_users)
+        check_choice("horizon", self.horizon, HORIZONS)
+        if self.horizon == "lifetime" and not self.returning_users:
+            fail("horizon", self.horizon, "'session' unless returning_users=True")
+        check_int("lifetime_ticks", self.lifetime_ticks, 1)
+        check_real("return_prob_min", self.return_prob_min, 0.0, 1.0)
+        check_real("return_prob_max", self.return_prob_max, self.return_prob_min, 1.0)
+        check_real("return_sensitivity", self.return_sensitivity, 0.0)
+        check_real("gap_mean_min", self.gap_mean_min, 1.0)
+        check_real("gap_mean_max", self.gap_mean_max, self.gap_mean_min)
+        check_real("completion_rate", self.completion_rate, 0.0, 1.0, lo_open=True)
+        check_real("signal_noise", self.signal_noise, 0.0)
+        check_real("signal_maturity", self.signal_maturity, 0.0, lo_open=True)
+        check_real("longterm_weight", self.longterm_weight, 0.0)
         from recsim_env.drift import parse_drift  # validates drift specs (late import: no cycle)
 
         parse_drift(self.drift)

@@ -8,6 +8,11 @@ Order of one step at counter t: resolve the action on the candidates shown (clic
 user dynamics → world tick (clock, churn, drift; owners only) → drift pull → termination →
 counter t+1 → new candidates (drawn at t+1) → new users for ended sessions (drawn at t+1, same-step
 autoreset) → observation and ground truth for the new candidates.
+
+With ``returning_users`` (see :mod:`recsim_env.returning`) the termination step also decides, for
+every session that ended, whether and after which gap the user comes back (drawn at t from the
+slot's own return stream); a returning user replaces the "new user" of the autoreset (or, within a
+``horizon="lifetime"`` episode, continues in the same step).
 """
 
 from __future__ import annotations
@@ -17,13 +22,20 @@ from typing import Any
 import numpy as np
 
 from recsim_env import rng as crng
-from recsim_env.choice import engagement_if_clicked, scores, sigmoid, slate_click_probs
+from recsim_env.choice import (
+    engagement_if_clicked,
+    satisfaction_value,
+    scores,
+    sigmoid,
+    slate_click_probs,
+)
 from recsim_env.config import SimConfig
-from recsim_env.observation import ObsLayout
+from recsim_env.observation import RETURNING_USER_FEATURES, ObsLayout
+from recsim_env.returning import Lifetimes, gap_mean, geometric_gap, return_prob
 from recsim_env.users import Users
 from recsim_env.world import World
 
-_KEY_USER, _KEY_CAND, _KEY_CLICK = 1, 2, 3
+_KEY_USER, _KEY_CAND, _KEY_CLICK, _KEY_RETURN = 1, 2, 3, 4
 
 
 def _strides(m: int) -> np.ndarray:
@@ -55,15 +67,22 @@ class BatchedCore:
         self.slots = np.arange(user_index, user_index + batch, dtype=np.uint64)
         self.user_index = user_index
         self.users = Users(cfg, batch)
+        self.returning = cfg.returning_users
+        self.lifetimes = Lifetimes(cfg, batch) if self.returning else None
         user_dim = cfg.num_topics + 2 + int(cfg.notify_drift)
         if cfg.observability == "full":
             user_dim += 2 * cfg.num_topics + 2
+        if self.returning:
+            user_dim += len(RETURNING_USER_FEATURES)
         self.layout = ObsLayout(
             cfg.num_candidates,
             cfg.num_topics,
             user_dim,
             notify_drift=cfg.notify_drift,
             full=cfg.observability == "full",
+            item_signals=self.returning,
+            embedding_dim=cfg.item_embedding_dim,
+            returning=self.returning,
         )
         self.strides = _strides(cfg.num_items)
         self._cand_offsets = np.arange(cfg.num_candidates, dtype=np.int64)
@@ -76,17 +95,21 @@ class BatchedCore:
     # ------------------------------------------------------------------------------ seeding
     def _set_keys(self, seed: int) -> None:
         salt = 1 if self.follower else 0  # evaluation users are never the training users
-        self._keys = [crng.derive_key(seed, salt, k) for k in (_KEY_USER, _KEY_CAND, _KEY_CLICK)]
+        streams = (_KEY_USER, _KEY_CAND, _KEY_CLICK) + ((_KEY_RETURN,) if self.returning else ())
+        self._keys = [crng.derive_key(seed, salt, k) for k in streams]
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """New users for every slot. With a seed an owner re-creates its world (clock 0)."""
+        """New users for every slot (or, with returning users, the next session of a user whose
+        return is pending). With a seed an owner re-creates its world (clock 0)."""
         if seed is not None:
             if not self.follower:
                 self.world.reset(seed)
             self.counter = 0
             self._set_keys(seed if self.follower else self.world.seed)
+            if self.returning:
+                self.lifetimes.pending[:] = False
         self._draw_candidates()
-        self._spawn(self._rows)
+        self._next_users(self._rows)
         self._observe(self._rows)
         info = self._candidate_info()
         return self.obs, info
@@ -133,8 +156,20 @@ class BatchedCore:
         users.pull_towards(self.world.drift.mean, cfg.drift_pull)
         terminated = users.budget <= 0.0
         truncated = (users.session_step >= cfg.max_session_steps) & ~terminated
+        life: dict[str, np.ndarray] = {}
+        if self.returning:
+            longterm_regret = self._longterm_regret(actions, chosen)
+            terminated, truncated, life = self._lifetime_step(
+                terminated, truncated, reward, clicked, engagement, item
+            )
+            life["longterm_regret"] = longterm_regret
         self.counter += 1
         self._draw_candidates()
+        if self.returning and cfg.horizon == "lifetime":
+            # a return inside a lifetime episode is no episode boundary: the next session starts now
+            back = np.flatnonzero(life["returned"])
+            if len(back):
+                self.lifetimes.come_back(users, back, self.world.drift.mean)
         self._observe(rows)
         info = {
             "clicked": clicked,
@@ -146,6 +181,7 @@ class BatchedCore:
             "drift_phase": np.full(self.batch, self.world.drift.phase, np.int64),
             "clock": np.full(self.batch, self.world.clock, np.int64),
         }
+        info.update(life)
         done = terminated | truncated
         if autoreset and done.any():
             ended = np.flatnonzero(done)
@@ -156,9 +192,16 @@ class BatchedCore:
             for key, value in self._candidate_arrays().items():
                 final_info[key] = np.zeros(value.shape, value.dtype)
                 final_info[key][ended] = value[ended]
-            final_info["episode_return"] = np.where(done, users.session_return, 0.0)
-            final_info["episode_length"] = np.where(done, users.session_step, 0)
-            self._spawn(ended)
+            if self.returning and cfg.horizon == "lifetime":
+                lt = self.lifetimes
+                final_info["episode_return"] = np.where(done, lt.lifetime_return, 0.0)
+                final_info["episode_length"] = np.where(done, lt.lifetime_steps, 0)
+            else:
+                final_info["episode_return"] = np.where(done, users.session_return, 0.0)
+                final_info["episode_length"] = np.where(done, users.session_step, 0)
+            if self.returning:
+                final_info.update(self._lifetime_final_info(life["lifetime_end"]))
+            self._next_users(ended)
             self._observe(ended)
             info["final_obs"], info["_final_obs"] = final_obs, done
             info["final_info"], info["_final_info"] = final_info, done
@@ -172,6 +215,86 @@ class BatchedCore:
         start = (u[:, 0] * m).astype(np.int64)
         stride = self.strides[(u[:, 1] * len(self.strides)).astype(np.int64)]
         self.candidates = (start[:, None] + stride[:, None] * self._cand_offsets) % m
+
+    def _next_users(self, rows: np.ndarray) -> None:
+        """Start the next episode of ``rows``: a returning user's next session, else a new user."""
+        if not self.returning:
+            self._spawn(rows)
+            return
+        lt = self.lifetimes
+        pending = lt.pending[rows]
+        back, new = rows[pending], rows[~pending]
+        if len(back):
+            lt.come_back(self.users, back, self.world.drift.mean)
+        if len(new):
+            self._spawn(new)
+            lt.start(new)
+
+    def _lifetime_step(self, terminated, truncated, reward, clicked, engagement, item):
+        """Returning users: after a step, decide who comes back, when, and where episodes end."""
+        cfg, lt, users = self.cfg, self.lifetimes, self.users
+        session_end = terminated | truncated
+        completion = np.where(clicked, engagement / (2.0 * self.world.catalogue.length[item]), 0.0)
+        lt.served(reward, clicked, completion.astype(np.float32))
+        cap = lt.user_time >= cfg.lifetime_ticks
+        n = self.batch
+        comes_back = np.zeros(n, bool)
+        gap = np.zeros(n, np.int64)
+        p_return = np.zeros(n, np.float32)
+        ended = np.flatnonzero(session_end)
+        if len(ended):
+            u = crng.uniforms(self._keys[3], self.slots[ended], self.counter, 3)
+            sigma = users.satisfaction[ended]
+            p = return_prob(cfg, sigma)
+            p_return[ended] = p
+            comes_back[ended] = u[:, 0] < p
+            gap[ended] = geometric_gap(gap_mean(cfg, sigma), u[:, 1])
+            lt.pending_budget[ended] = u[:, 2]
+        returned = comes_back & (lt.user_time + gap < cfg.lifetime_ticks)
+        churned = session_end & ~comes_back
+        lifetime_end = churned | cap | (comes_back & ~returned)
+        gap = np.where(returned, gap, 0)
+        lt.pending_gap[returned] = gap[returned]
+        lt.pending[returned] = True
+        if cfg.horizon == "session":
+            truncated = (truncated | cap) & ~terminated
+        else:
+            terminated = churned
+            truncated = lifetime_end & ~churned
+        info = {
+            "session_end": session_end,
+            "returned": returned,
+            "churned": churned,
+            "lifetime_end": lifetime_end,
+            "gap": gap,
+            "return_prob": p_return,
+            "user_time": lt.user_time.copy(),
+            "session_index": lt.visits.copy(),
+            "lifetime_return": lt.lifetime_return.copy(),
+        }
+        return terminated, truncated, info
+
+    def _lifetime_final_info(self, lifetime_end: np.ndarray) -> dict[str, np.ndarray]:
+        lt = self.lifetimes
+        return {
+            "lifetime_end": lifetime_end.copy(),
+            "lifetime_return": np.where(lifetime_end, lt.lifetime_return, 0.0),
+            "lifetime_length": np.where(lifetime_end, lt.lifetime_steps, 0),
+            "lifetime_sessions": np.where(lifetime_end, lt.visits, 0),
+            "lifetime_time": np.where(
+                lifetime_end, np.minimum(lt.user_time, self.cfg.lifetime_ticks), 0
+            ),
+        }
+
+    def _longterm_regret(self, actions: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """Long-term regret of the action just taken under the reference score (≥ 0)."""
+        rows = self._rows
+        if not self.cfg.slate_mode:
+            value = self._lt_value[rows, chosen]
+        else:
+            probs = slate_click_probs(self.cfg, np.take_along_axis(self._scores, actions, axis=1))
+            value = (probs * np.take_along_axis(self._lt_gain, actions, axis=1)).sum(axis=1)
+        return np.maximum(self._lt_best - value, 0.0).astype(np.float32)
 
     def _spawn(self, rows: np.ndarray) -> None:
         k = self.cfg.num_topics
@@ -206,6 +329,9 @@ class BatchedCore:
             obs_rows[:, o + k : o + 2 * k] = users.fatigue[rows] / cfg.fatigue_max
             obs_rows[:, o + 2 * k] = users.satisfaction[rows]
             obs_rows[:, o + 2 * k + 1] = np.clip(users.budget[rows] / cfg.budget_max, 0.0, 1.0)
+            o += 2 * k + 2
+        if self.returning:
+            obs_rows[:, o : o + len(RETURNING_USER_FEATURES)] = self.lifetimes.features(rows)
         if not every:
             obs[rows] = obs_rows
         # Ground truth for these candidates (never in the observation).
@@ -225,6 +351,36 @@ class BatchedCore:
                 expected,
             )
         self._oracle_rows(rows, s, eng, expected, every)
+        if self.returning:
+            value = satisfaction_value(cfg, cat.quality[cand], cat.appeal[cand])
+            gain = (eng if cfg.reward == "engagement" else 1.0) + cfg.longterm_weight * value
+            self._longterm_rows(rows, s, p, gain, every)
+
+    def _longterm_rows(self, rows, s, p, gain, every) -> None:
+        """The long-term reference (``oracle_longterm``): score ``p·(e + λ·v)`` per candidate, its
+        best action and value; the slate version mirrors :meth:`_oracle_rows`."""
+        cfg = self.cfg
+        value = p * gain
+        if not cfg.slate_mode:
+            action = value.argmax(axis=1)
+            best = value[np.arange(len(rows)), action]
+        else:
+            k = cfg.slate_size
+            top = np.argpartition(-value, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(value, top, axis=1), axis=1, kind="stable")
+            action = np.take_along_axis(top, order, axis=1)
+            probs = slate_click_probs(cfg, np.take_along_axis(s, action, axis=1))
+            best = (probs * np.take_along_axis(gain, action, axis=1)).sum(axis=1)
+        if every:
+            self._lt_value, self._lt_gain, self._lt_action, self._lt_best = (
+                value,
+                gain,
+                action,
+                best,
+            )
+        else:
+            self._lt_value[rows], self._lt_gain[rows] = value, gain
+            self._lt_action[rows], self._lt_best[rows] = action, best
 
     def _oracle_rows(self, rows, s, eng, expected, every) -> None:
         cfg = self.cfg
@@ -248,11 +404,15 @@ class BatchedCore:
 
     def _candidate_arrays(self) -> dict[str, np.ndarray]:
         """Ground truth about the candidates now observed (internal arrays, not copies)."""
-        return {
+        arrays = {
             "click_prob": self._click_prob,
             "expected_reward": self._expected,
             "oracle_action": self._oracle,
         }
+        if self.returning:
+            arrays["longterm_value"] = self._lt_value
+            arrays["longterm_action"] = self._lt_action
+        return arrays
 
     def _candidate_info(self) -> dict[str, np.ndarray]:
         """Copies for ``info``: the core overwrites its arrays in place on autoreset."""
@@ -269,6 +429,8 @@ class BatchedCore:
         }
         if not self.follower:
             state["world"] = self.world.state_dict()
+        if self.returning:
+            state["lifetimes"] = self.lifetimes.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -277,6 +439,8 @@ class BatchedCore:
         self.counter = int(state["counter"])
         self._keys = [np.uint64(k) for k in state["keys"]]
         self.users.load_state_dict(state["users"])
+        if self.returning:
+            self.lifetimes.load_state_dict(state["lifetimes"])
         self.candidates = state["candidates"].copy()
         self._observe(self._rows)
         if not np.array_equal(self.obs, state["obs"]):

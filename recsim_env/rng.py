@@ -44,6 +44,17 @@ def uniforms(key: np.uint64, slots: np.ndarray, counter: int, n: int) -> np.ndar
     return ((bits >> _S11).astype(np.float64) + 0.5) * _TO_UNIT
 
 
+def uniforms_per_row(key: np.uint64, ids: np.ndarray, counters: np.ndarray, n: int) -> np.ndarray:
+    """Like :func:`uniforms`, with one counter per row: ``(len(ids), n)`` uniforms that are a pure
+    function of ``(key, id, counter)`` — e.g. fixed random features of an item ``(index, birth)``."""
+    with np.errstate(over="ignore"):
+        row = mix64(np.asarray(ids).astype(np.uint64) * _GOLDEN + key)
+        row = mix64(row + np.asarray(counters).astype(np.uint64) * _M1)
+        idx = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
+        bits = mix64(row[:, None] + idx[None, :])
+    return ((bits >> _S11).astype(np.float64) + 0.5) * _TO_UNIT
+
+
 def box_muller(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
     """Standard normals from two equally shaped arrays of uniforms in (0, 1)."""
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)

@@ -11,9 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from recsim_env import rng as crng
 from recsim_env.catalogue import Catalogue
 from recsim_env.config import SimConfig
 from recsim_env.drift import Drift
+
+_KEY_ITEMS = 11  # hash key of per-item features (signal noise, id embedding)
 
 
 class World:
@@ -29,7 +32,9 @@ class World:
         cat_seq, churn_seq, drift_seq = seq.spawn(3)
         self.churn_rng = np.random.default_rng(churn_seq)
         self.drift_rng = np.random.default_rng(drift_seq)
-        self.catalogue = Catalogue(cfg, np.random.default_rng(cat_seq))
+        self.catalogue = Catalogue(
+            cfg, np.random.default_rng(cat_seq), key=crng.derive_key(self.seed, _KEY_ITEMS)
+        )
         self.drift = Drift(cfg.drift, cfg.num_topics, self.drift_rng)
         self.clock = 0
         self.last_event = False
@@ -63,4 +68,5 @@ class World:
         self.churn_rng.bit_generator.state = state["churn_rng"]
         self.drift_rng.bit_generator.state = state["drift_rng"]
         self.catalogue.load_state_dict(state["catalogue"])
+        self.catalogue.key = crng.derive_key(self.seed, _KEY_ITEMS)
         self.drift.load_state_dict(state["drift"])

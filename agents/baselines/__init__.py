@@ -1,5 +1,6 @@
 """Baseline agents: random, popularity, myopic (ε-)greedy, linear bandits (LinUCB, Thompson,
-sliding-window and discounted LinUCB) and the ground-truth oracle.
+sliding-window and discounted LinUCB), the ground-truth oracle and, for returning users, the
+long-term reference ``OracleLongTermAgent`` and its observation-only twin ``LongTermRuleAgent``.
 
 All are :class:`agents.base.OnlineAgent` subclasses built as ``Cls(env, **hyperparameters)`` and act
 on a whole batch of users at once.
@@ -9,6 +10,7 @@ from agents.baselines.features import LinearFeatures
 from agents.baselines.greedy import EpsilonGreedyAgent, GreedyAgent
 from agents.baselines.heuristics import PopularityAgent, RandomAgent
 from agents.baselines.linear import DiscountedUCB, LinearThompson, LinUCB, SlidingWindowUCB
+from agents.baselines.longterm import LongTermRuleAgent, OracleLongTermAgent
 from agents.baselines.oracle import OracleAgent
 from agents.baselines.scoring import ScoringAgent
 
@@ -19,7 +21,9 @@ __all__ = [
     "LinUCB",
     "LinearFeatures",
     "LinearThompson",
+    "LongTermRuleAgent",
     "OracleAgent",
+    "OracleLongTermAgent",
     "PopularityAgent",
     "RandomAgent",
     "ScoringAgent",

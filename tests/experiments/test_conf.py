@@ -46,8 +46,12 @@ AGENTS = {
     "swucb",
     "ducb",
     "oracle",
+    "oracle_longterm",
+    "longterm_rule",
 }
-ENVS = {"drifting", "stationary", "abrupt", "seasonal", "cold_start"}
+# agents that need returning users (info["longterm_*"], observed item quality signals)
+LONGTERM_AGENTS = {"oracle_longterm", "longterm_rule"}
+ENVS = {"drifting", "stationary", "abrupt", "seasonal", "cold_start", "long_term"}
 
 
 def options(group: str) -> list[str]:
@@ -59,8 +63,8 @@ def compose_cfg(*overrides: str, hydra: bool = False):
         return compose("config", overrides=list(overrides), return_hydra_config=hydra)
 
 
-def small_env(num_envs: int = 2, **kwargs):
-    return gymnasium.make_vec("recsim_env/DriftingUsers-v0", num_envs=num_envs, **kwargs)
+def small_env(num_envs: int = 2, env_id: str = "recsim_env/DriftingUsers-v0", **kwargs):
+    return gymnasium.make_vec(env_id, num_envs=num_envs, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------- groups
@@ -110,7 +114,7 @@ def test_agent_options_instantiate_and_act(name):
     cfg = compose_cfg(f"agent={name}", "seed=7")
     validate(cfg)
     assert cfg.agent.seed == 7  # seed interpolated from the top level
-    env = small_env()
+    env = small_env(env_id="recsim_env/LongTerm-v0") if name in LONGTERM_AGENTS else small_env()
     obs, info = env.reset(seed=0)
     agent = instantiate_checked(cfg.agent, "agent", env=env)
     actions = np.asarray(agent.act(obs, explore=False, info=info))

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 RECSIM_TRAIN = Path(sys.executable).parent / "recsim-train"
 AGENTS = sorted(p.stem for p in (CONF / "agent").glob("*.yaml"))
+# agents that need returning users (env=long_term): long-term ground truth / quality signals
+LONGTERM_AGENTS = {"oracle_longterm", "longterm_rule"}
 NOT_DETERMINISTIC = ("time/", "wall_time_s", "run_dir")
 
 
@@ -74,7 +76,8 @@ def subprocess_env() -> dict:
 # ---------------------------------------------------------------------------------------- every agent
 @pytest.mark.parametrize("agent", AGENTS)
 def test_every_agent_runs_end_to_end(agent, tmp_path):
-    value = run(compose_cfg(f"agent={agent}", "seed=1"), run_dir=tmp_path)
+    env = ["env=long_term"] if agent in LONGTERM_AGENTS else []
+    value = run(compose_cfg(f"agent={agent}", "seed=1", *env), run_dir=tmp_path)
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed"

@@ -48,6 +48,31 @@ from recsim_env import InvalidActionError, RecSimEnv, RecSimVectorEnv, SimConfig
         ({"notify_drift": "yes"}, ["notify_drift", "yes"]),
         ({"max_session_steps": 0}, ["max_session_steps", "0"]),
         ({"typo_parameter": 1}, ["unknown simulator parameter", "typo_parameter", "num_items"]),
+        # returning users
+        ({"returning_users": True, "gap_mean_min": -3}, ["gap_mean_min", "-3", ">= 1"]),
+        (
+            {"returning_users": True, "gap_mean_min": 20.0, "gap_mean_max": 5.0},
+            ["gap_mean_max", "5.0", ">= 20"],
+        ),
+        ({"return_prob_min": 1.5}, ["return_prob_min", "1.5", "[0, 1]"]),
+        ({"return_prob_min": -0.1}, ["return_prob_min", "-0.1", "[0, 1]"]),
+        ({"return_prob_max": 1.2}, ["return_prob_max", "1.2", "1]"]),
+        (
+            {"return_prob_min": 0.9, "return_prob_max": 0.5},
+            ["return_prob_max", "0.5", "[0.9, 1]"],
+        ),
+        (
+            {"returning_users": True, "horizon": "forever"},
+            ["horizon", "forever", "session", "lifetime"],
+        ),
+        ({"horizon": "lifetime"}, ["horizon", "lifetime", "returning_users=True"]),
+        ({"returning_users": "yes"}, ["returning_users", "yes", "true or false"]),
+        ({"lifetime_ticks": 0}, ["lifetime_ticks", "0", "an integer >= 1"]),
+        ({"return_sensitivity": -1.0}, ["return_sensitivity", "-1.0"]),
+        ({"item_embedding_dim": -2}, ["item_embedding_dim", "-2", "[0, 64]"]),
+        ({"signal_noise": -0.1}, ["signal_noise", "-0.1"]),
+        ({"signal_maturity": 0}, ["signal_maturity", "0", "> 0"]),
+        ({"longterm_weight": float("nan")}, ["longterm_weight", "nan", "finite"]),
     ],
 )
 def test_invalid_parameters_raise_clear_errors(kwargs, fragments):
