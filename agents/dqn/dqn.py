@@ -30,10 +30,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from agents.base import Info, OnlineAgent, StepCallback
 from agents.dqn.config import DQNConfig
+from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
 from agents.dqn.network import build_q_network
 from agents.dqn.replay import ReplayBuffer
 from agents.dqn.schedules import epsilon_schedule, lr_schedule
@@ -286,38 +286,22 @@ class DQNAgent(OnlineAgent):
         obs = torch.from_numpy(batch.obs).to(dev)
         actions = torch.from_numpy(batch.actions).to(dev)
         next_obs = torch.from_numpy(batch.next_obs).to(dev)
-        with torch.no_grad():
-            if cfg.double:  # the online net picks, the target net evaluates only what it picked
-                next_actions = self._greedy(self.q_net(next_obs))
-                next_value = self.target_net.q_of(next_obs, next_actions).mean(dim=1)
-            elif self.slate_size:
-                next_q = self.target_net(next_obs)
-                next_value = torch.topk(next_q, self.slate_size, dim=1).values.mean(dim=1)
-            else:
-                next_value = self.target_net(next_obs).max(dim=1).values
-            not_done = 1.0 - torch.from_numpy(batch.terminated).to(dev)
-            target = (
-                torch.from_numpy(batch.returns).to(dev)
-                + torch.from_numpy(batch.discounts).to(dev) * not_done * next_value
-            )
+        next_value = bootstrap_value(
+            self.q_net, self.target_net, next_obs, double=cfg.double, slate_size=self.slate_size
+        )
+        target = td_target(
+            torch.from_numpy(batch.returns).to(dev),
+            torch.from_numpy(batch.discounts).to(dev),
+            torch.from_numpy(batch.terminated).to(dev),
+            next_value,
+        )
         q_taken = self.q_net.q_of(obs, actions).mean(dim=1)  # (b, 1) or slate (b, k)
-        loss = F.smooth_l1_loss(q_taken, target)  # Huber, δ = 1
-        for param in self._params:  # = optimizer.zero_grad(set_to_none=True), minus its overhead
-            param.grad = None
-        loss.backward()
-        if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
-        self.optimizer.step()
+        loss = td_loss(q_taken, target)
+        optimizer_step(self.optimizer, self._params, loss, cfg.max_grad_norm)
         return loss.detach(), q_taken.detach().mean()
 
-    @torch.no_grad()
     def _update_target(self) -> None:
-        tau = self.config.tau
-        for target, online in zip(self._target_params, self._params, strict=True):
-            if tau == 1.0:
-                target.copy_(online)
-            else:
-                target.lerp_(online, tau)
+        update_target(self._target_params, self._params, self.config.tau)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
