@@ -8,7 +8,9 @@ The loop is ``OnlineAgent.learn`` (act → env.step → observe → update). Sem
 * ``train_freq`` counts vector steps (calls to ``env.step``), as SB3 counts them with a VecEnv:
   every ``train_freq`` vector steps the agent does ``gradient_steps`` gradient steps
   (``-1``: one per user-step collected since the last round), so the update-to-data ratio is
-  ``gradient_steps / (train_freq · B)``;
+  ``gradient_steps / (train_freq · B)``. A round draws all its minibatches from the replay at
+  once and moves them to the device in one transfer (the replay does not change within a round);
+  its metrics reach the host in one sync;
 * until ``learning_starts`` user-steps have been observed, exploring actions are uniform random;
   training starts once more than ``learning_starts`` user-steps were observed and the replay holds
   at least ``batch_size`` complete n-step windows;
@@ -39,7 +41,7 @@ from agents.dqn.replay import ReplayBuffer
 from agents.dqn.schedules import epsilon_schedule, lr_schedule
 from recsim_env.observation import ObsLayout
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the replay stores each observation once (format 1 cannot be read)
 
 
 @dataclass
@@ -265,40 +267,49 @@ class DQNAgent(OnlineAgent):
         lr = self.learning_rate
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = torch.zeros((), device=self.device)
-        q_sum = torch.zeros((), device=self.device)
-        for _ in range(n_steps):
-            loss, q_mean = self._gradient_step()
-            loss_sum += loss
-            q_sum += q_mean
+        # One draw and one host→device transfer for the whole round (the replay does not change
+        # within it), then each gradient step takes its slice: no per-step sampling overhead.
+        batch = self._round_batch(n_steps * cfg.batch_size)
+        stats = torch.zeros(2, device=self.device)  # loss, mean Q: summed on device, no syncs
+        for k in range(n_steps):
+            part = slice(k * cfg.batch_size, (k + 1) * cfg.batch_size)
+            stats += self._gradient_step(*(x[part] for x in batch))
         self.gradient_steps_done += n_steps
+        loss_sum, q_sum = stats.tolist()  # the round's only device→host sync
         return {
-            "train/loss": loss_sum.item() / n_steps,
+            "train/loss": loss_sum / n_steps,
             "train/epsilon": self.epsilon,
             "train/lr": lr,
-            "train/q_mean": q_sum.item() / n_steps,
+            "train/q_mean": q_sum / n_steps,
         }
 
-    def _gradient_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _round_batch(self, size: int) -> tuple[torch.Tensor, ...]:
+        """``size`` transitions from the replay as device tensors: obs, actions, returns,
+        discounts, terminated, next_obs."""
+        batch = self.replay.sample(size, self.rng)
+        arrays = (batch.obs, batch.actions, batch.returns, batch.discounts, batch.terminated,
+                  batch.next_obs)  # fmt: skip
+        return tuple(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays)
+
+    def _gradient_step(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        returns: torch.Tensor,
+        discounts: torch.Tensor,
+        terminated: torch.Tensor,
+        next_obs: torch.Tensor,
+    ) -> torch.Tensor:
+        """One TD update on a minibatch; returns ``[loss, mean Q]`` (detached, on device)."""
         cfg = self.config
-        batch = self.replay.sample(cfg.batch_size, self.rng)
-        dev = self.device
-        obs = torch.from_numpy(batch.obs).to(dev)
-        actions = torch.from_numpy(batch.actions).to(dev)
-        next_obs = torch.from_numpy(batch.next_obs).to(dev)
         next_value = bootstrap_value(
             self.q_net, self.target_net, next_obs, double=cfg.double, slate_size=self.slate_size
         )
-        target = td_target(
-            torch.from_numpy(batch.returns).to(dev),
-            torch.from_numpy(batch.discounts).to(dev),
-            torch.from_numpy(batch.terminated).to(dev),
-            next_value,
-        )
+        target = td_target(returns, discounts, terminated, next_value)
         q_taken = self.q_net.q_of(obs, actions).mean(dim=1)  # (b, 1) or slate (b, k)
         loss = td_loss(q_taken, target)
         optimizer_step(self.optimizer, self._params, loss, cfg.max_grad_norm)
-        return loss.detach(), q_taken.detach().mean()
+        return torch.stack([loss.detach(), q_taken.detach().mean()])
 
     def _update_target(self) -> None:
         update_target(self._target_params, self._params, self.config.tau)
@@ -339,7 +350,11 @@ class DQNAgent(OnlineAgent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"unsupported DQN checkpoint format {state.get('format')!r}")
+            raise ValueError(
+                f"unsupported DQN checkpoint format {state.get('format')!r} (this version reads "
+                f"{CHECKPOINT_FORMAT}; format 1 was written before the replay stored each "
+                f"observation once): start a new run"
+            )
         self.q_net.load_state_dict(state["q_net"])
         self.target_net.load_state_dict(state["target_net"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -71,14 +71,73 @@ def optimizer_step(
 ) -> None:
     """Backward, clip the global gradient norm to ``max_grad_norm`` (``None``: no clipping), step.
 
-    Gradients are reset by setting them to ``None`` (what ``zero_grad(set_to_none=True)`` does,
-    without its per-call overhead)."""
+    The same arithmetic as ``zero_grad(set_to_none=True)``, ``clip_grad_norm_`` and
+    ``optimizer.step()``, minus their per-call Python overhead, which dominates on the small
+    networks and minibatches of this hot path (see :func:`clip_grad_norm` and
+    :func:`adam_step`)."""
     for param in params:
         param.grad = None
     loss.backward()
+    grads = [param.grad for param in params]
+    if any(grad is None for grad in grads):  # a parameter outside the graph: the general path
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        return
     if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
+        clip_grad_norm(grads, max_grad_norm)  # type: ignore[arg-type]
+    if not adam_step(optimizer, params, grads):  # type: ignore[arg-type]
+        optimizer.step()
+
+
+@torch.no_grad()
+def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` for one device and dtype, same arithmetic (global L2
+    norm of the per-tensor norms; scale by ``min(1, max_norm / (norm + 1e-6))``) in three
+    multi-tensor kernels and no host sync. Returns the norm before clipping."""
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    torch._foreach_mul_(grads, scale)
+    return total
+
+
+def adam_step(
+    optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], grads: list[torch.Tensor]
+) -> bool:
+    """The fused Adam kernel on the optimiser's own state, without ``Optimizer.step``'s wrappers.
+
+    Exactly what ``torch.optim.Adam(fused=True).step()`` computes (the same kernel on the same
+    state, so checkpoints and ``state_dict`` are unchanged), for one parameter group that the
+    optimiser has already stepped once (its state exists). Returns ``False`` where that does not
+    hold (other optimisers, capturable / AdamW / AMSGrad variants, a cleared state, a torch without
+    the kernel), and the caller then uses ``optimizer.step()``."""
+    if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
+        return False
+    group = optimizer.param_groups[0]
+    if not group.get("fused") or group["amsgrad"] or group["capturable"] or group["maximize"]:
+        return False
+    if group.get("decoupled_weight_decay") or isinstance(group["lr"], torch.Tensor):
+        return False
+    kernel = getattr(torch, "_fused_adam_", None)
+    state = optimizer.state
+    if kernel is None or len(state) != len(params):
+        return False
+    try:
+        states = [state[param] for param in params]
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        steps = [s["step"] for s in states]
+    except KeyError:
+        return False
+    beta1, beta2 = group["betas"]
+    torch._foreach_add_(steps, 1)
+    kernel(
+        list(params), grads, exp_avgs, exp_avg_sqs, [], steps,
+        amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
+        weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+        grad_scale=None, found_inf=None,
+    )  # fmt: skip
+    return True
 
 
 @torch.no_grad()

@@ -11,9 +11,16 @@ import pytest
 import torch
 
 import recsim_env  # noqa: F401  (registers the ids)
-from agents.base import Agent, StepCallback, Transition
+from agents.base import Agent, StepCallback, Transition, final_observations
 from agents.dqn import DQNAgent, DQNConfig, ReplayBuffer, build_q_network
-from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
+from agents.dqn.losses import (
+    adam_step,
+    bootstrap_value,
+    optimizer_step,
+    td_loss,
+    td_target,
+    update_target,
+)
 from agents.dqn.schedules import epsilon_schedule, lr_schedule
 
 ENV_ID = "recsim_env/Stationary-v0"
@@ -215,6 +222,37 @@ def test_optimizer_step_clips_and_target_update():
     assert torch.equal(target[0], param.detach())
 
 
+@pytest.mark.parametrize("max_grad_norm", [None, 0.05, 1e6])
+def test_optimizer_step_equals_torch_clip_and_adam_bit_for_bit(max_grad_norm):
+    """The lean path (multi-tensor clip, the fused Adam kernel called directly) computes exactly
+    what zero_grad + clip_grad_norm_ + Adam(fused=True).step compute."""
+    layout = make_env(1).obs_layout
+    nets, opts = [], []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = build_q_network("candidate", layout, [16, 8], dueling=True)
+        nets.append(net)
+        opts.append(torch.optim.Adam(net.parameters(), lr=1e-2, fused=True))
+    gen = torch.Generator().manual_seed(1)
+    for step in range(5):
+        obs = torch.rand(32, layout.size, generator=gen)
+        target = torch.rand(32, layout.num_candidates, generator=gen)
+        fast, ref = nets
+        optimizer_step(opts[0], list(fast.parameters()), td_loss(fast(obs), target), max_grad_norm)
+        opts[1].zero_grad(set_to_none=True)
+        td_loss(ref(obs), target).backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(ref.parameters(), max_grad_norm)
+        opts[1].step()
+        for a, b in zip(fast.parameters(), ref.parameters(), strict=True):
+            assert torch.equal(a, b), step
+    state = opts[0].state_dict()["state"]
+    assert all(int(s["step"]) == 5 for s in state.values())  # the optimiser's own state advanced
+    params = list(nets[0].parameters())
+    assert adam_step(opts[0], params, [p.grad for p in params])  # the fast path was the one taken
+    assert not adam_step(torch.optim.SGD(params, lr=0.1), params, [p.grad for p in params])
+
+
 # ---------------------------------------------------------------------------------- replay
 def reference_nstep(rewards, terminated, truncated, next_obs_id, t, e, n, gamma):
     """Brute force: walk stream e from step t."""
@@ -260,6 +298,64 @@ def test_replay_nstep_returns_across_streams(n_step):
         assert batch.next_obs[i, 0] == nxt
     # only rows still in the ring whose window is complete: the oldest 15 were overwritten
     assert min(seen_rows) >= steps - 25 and max(seen_rows) <= steps - n_step
+
+
+class TwoArrayReplay:
+    """Reference layout: every transition's obs and next_obs side by side (the old buffer)."""
+
+    def __init__(self, rows: int, b: int) -> None:
+        self.rows, self.b, self.items = rows, b, []
+
+    def add(self, obs, next_obs) -> None:
+        self.items = [*self.items, (obs.copy(), next_obs.copy())][-self.rows :]
+
+
+def run_env_into(buf: ReplayBuffer, ref: TwoArrayReplay, steps: int, seed: int) -> None:
+    """A real vector env with same-step autoreset (short sessions end often) into both layouts."""
+    env = make_env(buf.num_envs, max_session_steps=5)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
+        actions = rng.integers(0, 20, buf.num_envs)
+        next_obs, rewards, terminated, truncated, info = env.step(actions)
+        final = final_observations(next_obs, info)
+        buf.add(obs, actions, rewards, final, terminated, truncated)
+        ref.add(obs, final)
+        obs = next_obs
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_replay_stores_each_observation_once_and_exactly(n_step):
+    """With same-step autoreset the following row holds the next user's first observation: the
+    true last one must come back from the side store, across ring wrap-around and side-store
+    growth, and through state_dict."""
+    b, rows = 6, 20
+    buf = ReplayBuffer(rows * b, b, obs_dim=make_env(1).obs_layout.size, n_step=n_step)
+    ref = TwoArrayReplay(rows, b)
+    run_env_into(buf, ref, steps=57, seed=0)  # wraps the ring almost three times
+    assert buf.side_count > 0 and len(buf.side_row) > b  # the side store grew
+    assert buf.nbytes < 0.75 * 2 * buf.obs.nbytes  # vs obs and next_obs side by side
+    oldest = buf.pos  # full ring: the oldest row is the next one to write
+    for t_ref, (obs, next_obs) in enumerate(ref.items):
+        t = np.full(b, (oldest + t_ref) % rows)
+        e = np.arange(b)
+        np.testing.assert_array_equal(buf.obs[t, e], obs)
+        np.testing.assert_array_equal(buf.next_observations(t, e), next_obs)
+    other = ReplayBuffer(rows * b, b, obs_dim=buf.obs_dim, n_step=n_step)
+    other.load_state_dict(copy.deepcopy(buf.state_dict()))
+    run_env_into(buf, ref, steps=9, seed=1)  # both keep going identically after the round trip
+    run_env_into(other, TwoArrayReplay(rows, b), steps=9, seed=1)
+    a, c = buf.sample(256, np.random.default_rng(3)), other.sample(256, np.random.default_rng(3))
+    for field in ("obs", "actions", "returns", "next_obs", "terminated", "discounts"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(c, field))
+
+
+def test_replay_rejects_an_old_layout_checkpoint():
+    buf = ReplayBuffer(20, 2, obs_dim=3)
+    state = buf.state_dict()
+    del state["layout"]
+    with pytest.raises(ValueError, match=r"replay layout 1 .*stored once"):
+        buf.load_state_dict(state)
 
 
 def test_replay_state_dict_round_trip():
