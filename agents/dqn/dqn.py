@@ -25,71 +25,31 @@ top-k Q-values of the next observation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
 
 from agents.base import Info, OnlineAgent, StepCallback
+from agents.dqn.acting import (
+    EnvSpec,
+    greedy_actions,
+    make_adam,
+    parse_action_space,
+    random_actions,
+    resolve_device,
+    score_all,
+    to_numpy,
+    to_torch,
+)
 from agents.dqn.config import DQNConfig
 from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
 from agents.dqn.network import build_q_network
 from agents.dqn.replay import ReplayBuffer
 from agents.dqn.schedules import epsilon_schedule, lr_schedule
-from recsim_env.observation import ObsLayout
 
 CHECKPOINT_FORMAT = 2  # 2: the replay stores each observation once (format 1 cannot be read)
-
-
-@dataclass
-class _EnvSpec:
-    """What the agent needs of an env to act, rebuilt from a checkpoint loaded without one."""
-
-    obs_layout: ObsLayout
-    single_action_space: gymnasium.Space
-    num_envs: int
-
-    @property
-    def action_space(self) -> gymnasium.Space:  # OnlineAgent.__init__ reads it eagerly
-        return self.single_action_space
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; an explicit CUDA device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"DQNConfig.device={name!r} is invalid: CUDA is not available here")
-    return torch.device(name)
-
-
-def _to_torch(tree: Any) -> Any:
-    """numpy arrays → tensors, recursively (``torch.load(weights_only=True)`` rejects numpy)."""
-    if isinstance(tree, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(tree))
-    if isinstance(tree, dict):
-        return {k: _to_torch(v) for k, v in tree.items()}
-    return tree
-
-
-def _to_numpy(tree: Any) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.numpy()
-    if isinstance(tree, dict):
-        return {k: _to_numpy(v) for k, v in tree.items()}
-    return tree
-
-
-def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Fused Adam (one kernel for all parameters; much less overhead on small networks) where the
-    device supports it, else the multi-tensor one. Same update rule either way."""
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 class DQNAgent(OnlineAgent):
@@ -109,9 +69,11 @@ class DQNAgent(OnlineAgent):
         self._hparams = cfg.to_dict()
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, key="DQNConfig.device")
 
-        self.num_candidates, self.slate_size = self._parse_action_space(self.action_space)
+        self.num_candidates, self.slate_size = parse_action_space(
+            self.action_space, type(self).__name__
+        )
         if self.num_candidates != self.layout.num_candidates:
             raise ValueError(
                 f"action space has {self.num_candidates} candidates but the observation layout "
@@ -129,11 +91,12 @@ class DQNAgent(OnlineAgent):
             )
         self.q_net.to(self.device)
         self.target_net.to(self.device)
+        self._rows_per_user = self.num_candidates if cfg.network == "candidate" else 1
         self.target_net.load_state_dict(self.q_net.state_dict())
         self.target_net.requires_grad_(False)
         self._params = list(self.q_net.parameters())
         self._target_params = list(self.target_net.parameters())
-        self.optimizer = _adam(self._params, cfg.lr)
+        self.optimizer = make_adam(self._params, cfg.lr)
 
         action_shape = (self.slate_size,) if self.slate_size else ()
         self.replay = ReplayBuffer(
@@ -145,19 +108,6 @@ class DQNAgent(OnlineAgent):
         self.gradient_steps_done = 0
         self.schedule_horizon: int | None = cfg.total_steps
         self._target_every = max(cfg.target_update_interval // self.num_envs, 1)
-
-    # ------------------------------------------------------------------ spaces
-    @staticmethod
-    def _parse_action_space(space: gymnasium.Space) -> tuple[int, int]:
-        if isinstance(space, gymnasium.spaces.Discrete):
-            return int(space.n), 0
-        if isinstance(space, gymnasium.spaces.MultiDiscrete) and space.nvec.ndim == 1:
-            nvec = np.unique(space.nvec)
-            if len(nvec) == 1 and len(space.nvec) <= nvec[0]:
-                return int(nvec[0]), len(space.nvec)
-        raise TypeError(
-            f"DQNAgent needs Discrete(C) or MultiDiscrete([C] * k) actions, got {space!r}"
-        )
 
     # ------------------------------------------------------------------ schedules
     def _horizon(self) -> int:
@@ -189,21 +139,14 @@ class DQNAgent(OnlineAgent):
         """Q-value of every candidate, ``(B, C)`` float32 (also a ranking score for evaluation)."""
         obs = np.asarray(obs, dtype=np.float32)
         batched = obs.reshape(-1, obs.shape[-1])
-        with torch.inference_mode():
-            q = self.q_net(torch.from_numpy(batched).to(self.device))
+        q = score_all(self.q_net, torch.from_numpy(batched).to(self.device), self._rows_per_user)
         return q.cpu().numpy().reshape(*obs.shape[:-1], self.num_candidates)
 
     def _greedy(self, q: torch.Tensor) -> torch.Tensor:
-        if self.slate_size:
-            return torch.topk(q, self.slate_size, dim=1).indices
-        return q.argmax(dim=1)
+        return greedy_actions(q, self.slate_size)
 
     def _random_actions(self, n: int) -> np.ndarray:
-        if self.slate_size:  # k distinct candidates, uniformly
-            return np.argsort(self.rng.random((n, self.num_candidates)), axis=1)[
-                :, : self.slate_size
-            ]
-        return self.rng.integers(0, self.num_candidates, size=n)
+        return random_actions(self.rng, n, self.num_candidates, self.slate_size)
 
     def act(
         self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None
@@ -219,9 +162,8 @@ class DQNAgent(OnlineAgent):
         if explore and self.observed_steps < self.config.learning_starts:
             actions = self._random_actions(n)  # warm-up: uniform (as SB3), no forward pass
         else:
-            with torch.inference_mode():
-                q = self.q_net(torch.from_numpy(obs2d).to(self.device))
-                actions = self._greedy(q).cpu().numpy()
+            q = score_all(self.q_net, torch.from_numpy(obs2d).to(self.device), self._rows_per_user)
+            actions = self._greedy(q).cpu().numpy()
             if explore:
                 eps = self.epsilon
                 explore_mask = self.rng.random(n) < eps
@@ -323,13 +265,7 @@ class DQNAgent(OnlineAgent):
             "format": CHECKPOINT_FORMAT,
             "class": type(self).__qualname__,
             "config": self.config.to_dict(),
-            "env_spec": {
-                "num_candidates": self.layout.num_candidates,
-                "num_topics": self.layout.num_topics,
-                "user_dim": self.layout.user_dim,
-                "slate_size": self.slate_size,
-                "num_envs": self.num_envs,
-            },
+            "env_spec": EnvSpec.state(self.layout, self.slate_size, self.num_envs),
             "q_net": self.q_net.state_dict(),
             "target_net": self.target_net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -344,7 +280,7 @@ class DQNAgent(OnlineAgent):
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "last_obs": None if self._last_obs is None else torch.from_numpy(self._last_obs.copy()),
-            "replay": _to_torch(self.replay.state_dict()) if include_replay else None,
+            "replay": to_torch(self.replay.state_dict()) if include_replay else None,
         }
         return state
 
@@ -373,7 +309,7 @@ class DQNAgent(OnlineAgent):
             self._last_obs = state["last_obs"].numpy().copy()
             self._last_info = {}
         if state["replay"] is not None:
-            self.replay.load_state_dict(_to_numpy(state["replay"]))
+            self.replay.load_state_dict(to_numpy(state["replay"]))
 
     def save(self, path: str | Path, include_replay: bool = False) -> None:
         """Atomic ``torch.save`` of :meth:`state_dict` (the env is checkpointed by the runner)."""
@@ -391,11 +327,7 @@ class DQNAgent(OnlineAgent):
         state = torch.load(path, map_location="cpu", weights_only=True)
         config = DQNConfig.from_dict({**state["config"], **overrides})
         if env is None:
-            spec = state["env_spec"]
-            layout = ObsLayout(spec["num_candidates"], spec["num_topics"], spec["user_dim"])
-            c, k = spec["num_candidates"], spec["slate_size"]
-            space = gymnasium.spaces.MultiDiscrete([c] * k) if k else gymnasium.spaces.Discrete(c)
-            env = _EnvSpec(layout, space, int(spec["num_envs"]))
+            env = EnvSpec.from_state(state["env_spec"])
         agent = cls(env, config=config)
         agent.load_state_dict(state)
         return agent

@@ -567,20 +567,3 @@ def test_resume_without_replay_keeps_learning(tmp_path):
     rec = Recorder()
     resumed.learn(400, rec)
     assert rec.losses and np.isfinite(rec.losses).all()
-
-
-# ---------------------------------------------------------------------------------- bench
-def test_bench_training_smoke():
-    from experiments.bench_train import bench_training, format_table
-
-    report = bench_training(
-        total_steps=1_600, num_envs=8, seed=0, hidden_sizes=(16,), learning_starts=200,
-        buffer_size=2_000, batch_size=16, target_update_interval=200, eval_steps=400,
-    )  # fmt: skip
-    assert set(report["results"]) == {"dqn", "dqn_mlp", "sb3_dqn"}
-    for result in report["results"].values():
-        assert result["sps"] > 0 and result["cpu_sps"] > 0
-        assert np.isfinite([result["reward_final"], result["eval_reward"]]).all()
-    assert set(report["ratios"]) == {"dqn/sb3_dqn", "dqn_mlp/sb3_dqn"}
-    assert report["settings"]["update_to_data"] == 1 / 8
-    assert "sb3_dqn" in format_table(report)
