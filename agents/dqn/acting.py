@@ -87,9 +87,18 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     return torch.device(name)
 
 
-def make_adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+def make_adam(
+    params: list[torch.nn.Parameter], lr: float, capturable: bool = False
+) -> torch.optim.Adam:
     """Fused Adam (one kernel for all parameters; much less overhead on small networks) where the
-    device supports it, else the multi-tensor one. Same update rule either way."""
+    device supports it, else the multi-tensor one. Same update rule either way. ``capturable``:
+    state and learning rate on the device, as a CUDA graph needs (set the rate with
+    ``group["lr"].fill_(...)``)."""
+    if capturable:
+        device = params[0].device
+        return torch.optim.Adam(
+            params, lr=torch.tensor(lr, device=device), fused=True, capturable=True
+        )
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError):

@@ -72,6 +72,7 @@ class DQNConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     # --- runtime
     device: str = "auto"  # auto | cpu | cuda | cuda:<index>
+    cuda_graphs: bool = False  # replay each gradient step as a CUDA graph (CUDA only; experimental)
     torch_threads: int | None = 1  # None: leave torch's setting alone
     seed: int | None = None
 
@@ -106,6 +107,7 @@ class DQNConfig:
         self._check_choice("network", NETWORKS)
         self._check_hidden_sizes()
         self._check_device()
+        self._check_bool("cuda_graphs")
         if self.torch_threads is not None:
             self._check_int("torch_threads", lo=1, none_ok=True)
         if self.seed is not None:

@@ -96,7 +96,17 @@ class DQNAgent(OnlineAgent):
         self.target_net.requires_grad_(False)
         self._params = list(self.q_net.parameters())
         self._target_params = list(self.target_net.parameters())
-        self.optimizer = make_adam(self._params, cfg.lr)
+        if cfg.cuda_graphs and self.device.type != "cuda":
+            raise ValueError(
+                f"DQNConfig.cuda_graphs=True is invalid with device={cfg.device!r} "
+                f"(resolved to {self.device}): allowed only on a CUDA device"
+            )
+        self.optimizer = make_adam(self._params, cfg.lr, capturable=cfg.cuda_graphs)
+        self._step = self._gradient_step
+        if cfg.cuda_graphs:  # experimental, unmeasured: see agents/dqn/cuda_graph.py
+            from agents.dqn.cuda_graph import GraphedStep
+
+            self._step = GraphedStep(self._gradient_step, self._optimizer_state_key)
 
         action_shape = (self.slate_size,) if self.slate_size else ()
         self.replay = ReplayBuffer(
@@ -208,14 +218,17 @@ class DQNAgent(OnlineAgent):
         n_steps = cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq * self.num_envs
         lr = self.learning_rate
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            if isinstance(group["lr"], torch.Tensor):  # capturable Adam (CUDA graphs)
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
         # One draw and one host→device transfer for the whole round (the replay does not change
         # within it), then each gradient step takes its slice: no per-step sampling overhead.
         batch = self._round_batch(n_steps * cfg.batch_size)
         stats = torch.zeros(2, device=self.device)  # loss, mean Q: summed on device, no syncs
         for k in range(n_steps):
             part = slice(k * cfg.batch_size, (k + 1) * cfg.batch_size)
-            stats += self._gradient_step(*(x[part] for x in batch))
+            stats += self._step(*(x[part] for x in batch))
         self.gradient_steps_done += n_steps
         loss_sum, q_sum = stats.tolist()  # the round's only device→host sync
         return {
@@ -252,6 +265,11 @@ class DQNAgent(OnlineAgent):
         loss = td_loss(q_taken, target)
         optimizer_step(self.optimizer, self._params, loss, cfg.max_grad_norm)
         return torch.stack([loss.detach(), q_taken.detach().mean()])
+
+    def _optimizer_state_key(self) -> tuple[int, ...]:
+        """Identity of the optimiser's state tensors (a captured CUDA graph is tied to them)."""
+        state = self.optimizer.state
+        return tuple(id(state[p]["exp_avg"]) if p in state else 0 for p in self._params)
 
     def _update_target(self) -> None:
         update_target(self._target_params, self._params, self.config.tau)
@@ -294,6 +312,9 @@ class DQNAgent(OnlineAgent):
         self.q_net.load_state_dict(state["q_net"])
         self.target_net.load_state_dict(state["target_net"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.config.cuda_graphs:  # a checkpoint may hold a plain float rate
+            for group in self.optimizer.param_groups:
+                group["lr"] = torch.as_tensor(group["lr"], device=self.device).float()
         counters = state["counters"]
         self.num_timesteps = int(counters["num_timesteps"])
         self.observed_steps = int(counters["observed_steps"])

@@ -85,6 +85,7 @@ INVALID = [
     ("hidden_sizes", 64),
     ("device", "tpu"),
     ("device", "cuda:x"),
+    ("cuda_graphs", "yes"),
     ("torch_threads", 0),
     ("seed", -1),
     ("seed", 1.5),
@@ -123,6 +124,8 @@ def test_valid_config_normalises_types():
 def test_cuda_device_without_cuda_raises():
     with pytest.raises(ValueError, match=r"device='cuda'.*not available"):
         DQNAgent(make_env(2), device="cuda")
+    with pytest.raises(ValueError, match=r"cuda_graphs=True is invalid with device='cpu'"):
+        DQNAgent(make_env(2), device="cpu", cuda_graphs=True)
 
 
 # ---------------------------------------------------------------------------------- schedules
