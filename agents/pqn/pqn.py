@@ -99,7 +99,9 @@ class Rollout:
 
     def state_dict(self) -> dict[str, Any]:
         """The filled rows (CPU tensors) and their count."""
-        state: dict[str, Any] = {name: getattr(self, name)[: self.t].cpu() for name in _ROLLOUT}
+        state: dict[str, Any] = {
+            name: getattr(self, name)[: self.t].cpu().clone() for name in _ROLLOUT
+        }  # clone: on CPU, a slice would save its whole storage
         state["t"] = self.t
         return state
 
