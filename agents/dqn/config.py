@@ -64,6 +64,7 @@ class DQNConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     # --- runtime
     device: str = "auto"  # auto | cpu | cuda | cuda:<index>
+    cuda_graphs: bool = False  # replay each gradient step as a CUDA graph (CUDA only; experimental)
     torch_threads: int | None = 1  # None: leave torch's setting alone
     seed: int | None = None
 
@@ -96,6 +97,7 @@ class DQNConfig:
         v("network", check_choice, NETWORKS)
         v("hidden_sizes", check_int_list)
         v("device", check_device)
+        v("cuda_graphs", check_bool)
         v("torch_threads", check_int, 1, optional=True)
         v("seed", check_int, 0, optional=True)
 

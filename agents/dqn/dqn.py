@@ -8,7 +8,9 @@ The loop is ``OnlineAgent.learn`` (act → env.step → observe → update). Sem
 * ``train_freq`` counts vector steps (calls to ``env.step``), as SB3 counts them with a VecEnv:
   every ``train_freq`` vector steps the agent does ``gradient_steps`` gradient steps
   (``-1``: one per user-step collected since the last round), so the update-to-data ratio is
-  ``gradient_steps / (train_freq · B)``;
+  ``gradient_steps / (train_freq · B)``. A round draws all its minibatches from the replay at
+  once and moves them to the device in one transfer (the replay does not change within a round);
+  its metrics reach the host in one sync;
 * until ``learning_starts`` user-steps have been observed, exploring actions are uniform random;
   training starts once more than ``learning_starts`` user-steps were observed and the replay holds
   at least ``batch_size`` complete n-step windows;
@@ -23,71 +25,31 @@ top-k Q-values of the next observation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from agents.base import Info, OnlineAgent, StepCallback
+from agents.dqn.acting import (
+    EnvSpec,
+    greedy_actions,
+    make_adam,
+    parse_action_space,
+    random_actions,
+    resolve_device,
+    score_all,
+    to_numpy,
+    to_torch,
+)
 from agents.dqn.config import DQNConfig
+from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
 from agents.dqn.network import build_q_network
 from agents.dqn.replay import ReplayBuffer
 from agents.dqn.schedules import epsilon_schedule, lr_schedule
-from recsim_env.observation import ObsLayout
 
-CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class _EnvSpec:
-    """What the agent needs of an env to act, rebuilt from a checkpoint loaded without one."""
-
-    obs_layout: ObsLayout
-    single_action_space: gymnasium.Space
-    num_envs: int
-
-    @property
-    def action_space(self) -> gymnasium.Space:  # OnlineAgent.__init__ reads it eagerly
-        return self.single_action_space
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; an explicit CUDA device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"DQNConfig.device={name!r} is invalid: CUDA is not available here")
-    return torch.device(name)
-
-
-def _to_torch(tree: Any) -> Any:
-    """numpy arrays → tensors, recursively (``torch.load(weights_only=True)`` rejects numpy)."""
-    if isinstance(tree, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(tree))
-    if isinstance(tree, dict):
-        return {k: _to_torch(v) for k, v in tree.items()}
-    return tree
-
-
-def _to_numpy(tree: Any) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.numpy()
-    if isinstance(tree, dict):
-        return {k: _to_numpy(v) for k, v in tree.items()}
-    return tree
-
-
-def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Fused Adam (one kernel for all parameters; much less overhead on small networks) where the
-    device supports it, else the multi-tensor one. Same update rule either way."""
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+CHECKPOINT_FORMAT = 2  # 2: the replay stores each observation once (format 1 cannot be read)
 
 
 class DQNAgent(OnlineAgent):
@@ -107,9 +69,11 @@ class DQNAgent(OnlineAgent):
         self._hparams = cfg.to_dict()
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, key="DQNConfig.device")
 
-        self.num_candidates, self.slate_size = self._parse_action_space(self.action_space)
+        self.num_candidates, self.slate_size = parse_action_space(
+            self.action_space, type(self).__name__
+        )
         if self.num_candidates != self.layout.num_candidates:
             raise ValueError(
                 f"action space has {self.num_candidates} candidates but the observation layout "
@@ -127,11 +91,22 @@ class DQNAgent(OnlineAgent):
             )
         self.q_net.to(self.device)
         self.target_net.to(self.device)
+        self._rows_per_user = self.num_candidates if cfg.network == "candidate" else 1
         self.target_net.load_state_dict(self.q_net.state_dict())
         self.target_net.requires_grad_(False)
         self._params = list(self.q_net.parameters())
         self._target_params = list(self.target_net.parameters())
-        self.optimizer = _adam(self._params, cfg.lr)
+        if cfg.cuda_graphs and self.device.type != "cuda":
+            raise ValueError(
+                f"DQNConfig.cuda_graphs=True is invalid with device={cfg.device!r} "
+                f"(resolved to {self.device}): allowed only on a CUDA device"
+            )
+        self.optimizer = make_adam(self._params, cfg.lr, capturable=cfg.cuda_graphs)
+        self._step = self._gradient_step
+        if cfg.cuda_graphs:  # experimental, unmeasured: see agents/dqn/cuda_graph.py
+            from agents.dqn.cuda_graph import GraphedStep
+
+            self._step = GraphedStep(self._gradient_step, self._optimizer_state_key)
 
         action_shape = (self.slate_size,) if self.slate_size else ()
         self.replay = ReplayBuffer(
@@ -143,19 +118,6 @@ class DQNAgent(OnlineAgent):
         self.gradient_steps_done = 0
         self.schedule_horizon: int | None = cfg.total_steps
         self._target_every = max(cfg.target_update_interval // self.num_envs, 1)
-
-    # ------------------------------------------------------------------ spaces
-    @staticmethod
-    def _parse_action_space(space: gymnasium.Space) -> tuple[int, int]:
-        if isinstance(space, gymnasium.spaces.Discrete):
-            return int(space.n), 0
-        if isinstance(space, gymnasium.spaces.MultiDiscrete) and space.nvec.ndim == 1:
-            nvec = np.unique(space.nvec)
-            if len(nvec) == 1 and len(space.nvec) <= nvec[0]:
-                return int(nvec[0]), len(space.nvec)
-        raise TypeError(
-            f"DQNAgent needs Discrete(C) or MultiDiscrete([C] * k) actions, got {space!r}"
-        )
 
     # ------------------------------------------------------------------ schedules
     def _horizon(self) -> int:
@@ -187,21 +149,14 @@ class DQNAgent(OnlineAgent):
         """Q-value of every candidate, ``(B, C)`` float32 (also a ranking score for evaluation)."""
         obs = np.asarray(obs, dtype=np.float32)
         batched = obs.reshape(-1, obs.shape[-1])
-        with torch.inference_mode():
-            q = self.q_net(torch.from_numpy(batched).to(self.device))
+        q = score_all(self.q_net, torch.from_numpy(batched).to(self.device), self._rows_per_user)
         return q.cpu().numpy().reshape(*obs.shape[:-1], self.num_candidates)
 
     def _greedy(self, q: torch.Tensor) -> torch.Tensor:
-        if self.slate_size:
-            return torch.topk(q, self.slate_size, dim=1).indices
-        return q.argmax(dim=1)
+        return greedy_actions(q, self.slate_size)
 
     def _random_actions(self, n: int) -> np.ndarray:
-        if self.slate_size:  # k distinct candidates, uniformly
-            return np.argsort(self.rng.random((n, self.num_candidates)), axis=1)[
-                :, : self.slate_size
-            ]
-        return self.rng.integers(0, self.num_candidates, size=n)
+        return random_actions(self.rng, n, self.num_candidates, self.slate_size)
 
     def act(
         self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None
@@ -217,9 +172,8 @@ class DQNAgent(OnlineAgent):
         if explore and self.observed_steps < self.config.learning_starts:
             actions = self._random_actions(n)  # warm-up: uniform (as SB3), no forward pass
         else:
-            with torch.inference_mode():
-                q = self.q_net(torch.from_numpy(obs2d).to(self.device))
-                actions = self._greedy(q).cpu().numpy()
+            q = score_all(self.q_net, torch.from_numpy(obs2d).to(self.device), self._rows_per_user)
+            actions = self._greedy(q).cpu().numpy()
             if explore:
                 eps = self.epsilon
                 explore_mask = self.rng.random(n) < eps
@@ -264,60 +218,61 @@ class DQNAgent(OnlineAgent):
         n_steps = cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq * self.num_envs
         lr = self.learning_rate
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        loss_sum = torch.zeros((), device=self.device)
-        q_sum = torch.zeros((), device=self.device)
-        for _ in range(n_steps):
-            loss, q_mean = self._gradient_step()
-            loss_sum += loss
-            q_sum += q_mean
+            if isinstance(group["lr"], torch.Tensor):  # capturable Adam (CUDA graphs)
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+        # One draw and one host→device transfer for the whole round (the replay does not change
+        # within it), then each gradient step takes its slice: no per-step sampling overhead.
+        batch = self._round_batch(n_steps * cfg.batch_size)
+        stats = torch.zeros(2, device=self.device)  # loss, mean Q: summed on device, no syncs
+        for k in range(n_steps):
+            part = slice(k * cfg.batch_size, (k + 1) * cfg.batch_size)
+            stats += self._step(*(x[part] for x in batch))
         self.gradient_steps_done += n_steps
+        loss_sum, q_sum = stats.tolist()  # the round's only device→host sync
         return {
-            "train/loss": loss_sum.item() / n_steps,
+            "train/loss": loss_sum / n_steps,
             "train/epsilon": self.epsilon,
             "train/lr": lr,
-            "train/q_mean": q_sum.item() / n_steps,
+            "train/q_mean": q_sum / n_steps,
         }
 
-    def _gradient_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.config
-        batch = self.replay.sample(cfg.batch_size, self.rng)
-        dev = self.device
-        obs = torch.from_numpy(batch.obs).to(dev)
-        actions = torch.from_numpy(batch.actions).to(dev)
-        next_obs = torch.from_numpy(batch.next_obs).to(dev)
-        with torch.no_grad():
-            if cfg.double:  # the online net picks, the target net evaluates only what it picked
-                next_actions = self._greedy(self.q_net(next_obs))
-                next_value = self.target_net.q_of(next_obs, next_actions).mean(dim=1)
-            elif self.slate_size:
-                next_q = self.target_net(next_obs)
-                next_value = torch.topk(next_q, self.slate_size, dim=1).values.mean(dim=1)
-            else:
-                next_value = self.target_net(next_obs).max(dim=1).values
-            not_done = 1.0 - torch.from_numpy(batch.terminated).to(dev)
-            target = (
-                torch.from_numpy(batch.returns).to(dev)
-                + torch.from_numpy(batch.discounts).to(dev) * not_done * next_value
-            )
-        q_taken = self.q_net.q_of(obs, actions).mean(dim=1)  # (b, 1) or slate (b, k)
-        loss = F.smooth_l1_loss(q_taken, target)  # Huber, δ = 1
-        for param in self._params:  # = optimizer.zero_grad(set_to_none=True), minus its overhead
-            param.grad = None
-        loss.backward()
-        if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
-        self.optimizer.step()
-        return loss.detach(), q_taken.detach().mean()
+    def _round_batch(self, size: int) -> tuple[torch.Tensor, ...]:
+        """``size`` transitions from the replay as device tensors: obs, actions, returns,
+        discounts, terminated, next_obs."""
+        batch = self.replay.sample(size, self.rng)
+        arrays = (batch.obs, batch.actions, batch.returns, batch.discounts, batch.terminated,
+                  batch.next_obs)  # fmt: skip
+        return tuple(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays)
 
-    @torch.no_grad()
+    def _gradient_step(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        returns: torch.Tensor,
+        discounts: torch.Tensor,
+        terminated: torch.Tensor,
+        next_obs: torch.Tensor,
+    ) -> torch.Tensor:
+        """One TD update on a minibatch; returns ``[loss, mean Q]`` (detached, on device)."""
+        cfg = self.config
+        next_value = bootstrap_value(
+            self.q_net, self.target_net, next_obs, double=cfg.double, slate_size=self.slate_size
+        )
+        target = td_target(returns, discounts, terminated, next_value)
+        q_taken = self.q_net.q_of(obs, actions).mean(dim=1)  # (b, 1) or slate (b, k)
+        loss = td_loss(q_taken, target)
+        optimizer_step(self.optimizer, self._params, loss, cfg.max_grad_norm)
+        return torch.stack([loss.detach(), q_taken.detach().mean()])
+
+    def _optimizer_state_key(self) -> tuple[int, ...]:
+        """Identity of the optimiser's state tensors (a captured CUDA graph is tied to them)."""
+        state = self.optimizer.state
+        return tuple(id(state[p]["exp_avg"]) if p in state else 0 for p in self._params)
+
     def _update_target(self) -> None:
-        tau = self.config.tau
-        for target, online in zip(self._target_params, self._params, strict=True):
-            if tau == 1.0:
-                target.copy_(online)
-            else:
-                target.lerp_(online, tau)
+        update_target(self._target_params, self._params, self.config.tau)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
@@ -328,13 +283,7 @@ class DQNAgent(OnlineAgent):
             "format": CHECKPOINT_FORMAT,
             "class": type(self).__qualname__,
             "config": self.config.to_dict(),
-            "env_spec": {
-                "num_candidates": self.layout.num_candidates,
-                "num_topics": self.layout.num_topics,
-                "user_dim": self.layout.user_dim,
-                "slate_size": self.slate_size,
-                "num_envs": self.num_envs,
-            },
+            "env_spec": EnvSpec.state(self.layout, self.slate_size, self.num_envs),
             "q_net": self.q_net.state_dict(),
             "target_net": self.target_net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -349,16 +298,23 @@ class DQNAgent(OnlineAgent):
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "last_obs": None if self._last_obs is None else torch.from_numpy(self._last_obs.copy()),
-            "replay": _to_torch(self.replay.state_dict()) if include_replay else None,
+            "replay": to_torch(self.replay.state_dict()) if include_replay else None,
         }
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"unsupported DQN checkpoint format {state.get('format')!r}")
+            raise ValueError(
+                f"unsupported DQN checkpoint format {state.get('format')!r} (this version reads "
+                f"{CHECKPOINT_FORMAT}; format 1 was written before the replay stored each "
+                f"observation once): start a new run"
+            )
         self.q_net.load_state_dict(state["q_net"])
         self.target_net.load_state_dict(state["target_net"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.config.cuda_graphs:  # a checkpoint may hold a plain float rate
+            for group in self.optimizer.param_groups:
+                group["lr"] = torch.as_tensor(group["lr"], device=self.device).float()
         counters = state["counters"]
         self.num_timesteps = int(counters["num_timesteps"])
         self.observed_steps = int(counters["observed_steps"])
@@ -374,7 +330,7 @@ class DQNAgent(OnlineAgent):
             self._last_obs = state["last_obs"].numpy().copy()
             self._last_info = {}
         if state["replay"] is not None:
-            self.replay.load_state_dict(_to_numpy(state["replay"]))
+            self.replay.load_state_dict(to_numpy(state["replay"]))
 
     def save(self, path: str | Path, include_replay: bool = False) -> None:
         """Atomic ``torch.save`` of :meth:`state_dict` (the env is checkpointed by the runner)."""
@@ -392,11 +348,7 @@ class DQNAgent(OnlineAgent):
         state = torch.load(path, map_location="cpu", weights_only=True)
         config = DQNConfig.from_dict({**state["config"], **overrides})
         if env is None:
-            spec = state["env_spec"]
-            layout = ObsLayout(spec["num_candidates"], spec["num_topics"], spec["user_dim"])
-            c, k = spec["num_candidates"], spec["slate_size"]
-            space = gymnasium.spaces.MultiDiscrete([c] * k) if k else gymnasium.spaces.Discrete(c)
-            env = _EnvSpec(layout, space, int(spec["num_envs"]))
+            env = EnvSpec.from_state(state["env_spec"])
         agent = cls(env, config=config)
         agent.load_state_dict(state)
         return agent

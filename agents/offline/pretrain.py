@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from agents.dqn import DQNAgent
+from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
 from agents.dqn.replay import ReplayBuffer
 from agents.offline.dataset import LoggedDataset
 
@@ -101,15 +101,6 @@ def seed_replay(agent: DQNAgent, dataset: LoggedDataset) -> int:
     return (len(dataset) // width) * width
 
 
-@torch.no_grad()
-def _copy_target(agent: DQNAgent, tau: float) -> None:
-    for target, online in zip(agent.target_net.parameters(), agent.q_net.parameters(), strict=True):
-        if tau == 1.0:
-            target.copy_(online)
-        else:
-            target.lerp_(online, tau)
-
-
 def pretrain_dqn(
     agent: DQNAgent,
     dataset: LoggedDataset,
@@ -164,6 +155,7 @@ def pretrain_dqn(
 
     q_net, target_net, device = agent.q_net, agent.target_net, agent.device
     params = list(q_net.parameters())
+    target_params = list(target_net.parameters())
     alpha = float(conservative_alpha)
     tail = max(1, int(steps) // 10)
     sums = torch.zeros(4, device=device)  # loss, td, penalty, q over the tail
@@ -172,34 +164,26 @@ def pretrain_dqn(
         obs = torch.from_numpy(batch.obs).to(device)
         actions = torch.from_numpy(batch.actions).to(device)
         next_obs = torch.from_numpy(batch.next_obs).to(device)
-        with torch.no_grad():
-            if cfg.double:
-                next_actions = q_net(next_obs).argmax(dim=1)
-                next_value = target_net.q_of(next_obs, next_actions).squeeze(1)
-            else:
-                next_value = target_net(next_obs).max(dim=1).values
-            not_done = 1.0 - torch.from_numpy(batch.terminated).to(device)
-            target = (
-                torch.from_numpy(batch.returns).to(device)
-                + torch.from_numpy(batch.discounts).to(device) * not_done * next_value
-            )
+        next_value = bootstrap_value(q_net, target_net, next_obs, double=cfg.double)
+        target = td_target(
+            torch.from_numpy(batch.returns).to(device),
+            torch.from_numpy(batch.discounts).to(device),
+            torch.from_numpy(batch.terminated).to(device),
+            next_value,
+        )
         q_all = q_net(obs)  # (b, C): the penalty needs every candidate
         q_taken = q_all.gather(1, actions.unsqueeze(1)).squeeze(1)
-        td_loss = F.smooth_l1_loss(q_taken, target)  # Huber, δ = 1
+        td = td_loss(q_taken, target)
         penalty = (torch.logsumexp(q_all, dim=1) - q_taken).mean()
-        loss = td_loss + alpha * penalty if alpha > 0 else td_loss
-        agent.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        agent.optimizer.step()
+        loss = td + alpha * penalty if alpha > 0 else td
+        optimizer_step(agent.optimizer, params, loss, cfg.max_grad_norm)
         if (step + 1) % int(target_update_interval) == 0:
-            _copy_target(agent, cfg.tau)
+            update_target(target_params, params, cfg.tau)
         if step >= int(steps) - tail:
             sums += torch.stack(
-                [loss.detach(), td_loss.detach(), penalty.detach(), q_taken.detach().mean()]
+                [loss.detach(), td.detach(), penalty.detach(), q_taken.detach().mean()]
             )
-    _copy_target(agent, 1.0)
+    update_target(target_params, params, 1.0)
     if seed_agent_replay:
         seed_replay(agent, dataset)
     loss_m, td_m, pen_m, q_m = (sums / tail).tolist()

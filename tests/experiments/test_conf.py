@@ -33,6 +33,7 @@ AGENTS = {
     "dqn",
     "adaptive_dqn",
     "dqn_pretrained",
+    "pqn",
     "sb3_dqn",
     "sb3_ppo",
     "sb3_a2c",
