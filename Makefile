@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 1
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install run test test-slow bench lint format clean
+.PHONY: install run test test-slow bench lint typecheck format clean
 
 install: $(STAMP)
 
@@ -39,9 +39,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# mypy over recsim_env, agents and experiments/run (settings and the per-module baseline of older
+# errors: [tool.mypy] in pyproject.toml)
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) outputs multirun wandb tune bench_results .pytest_cache
+	rm -rf $(VENV) outputs multirun wandb tune bench_results .pytest_cache .mypy_cache

@@ -8,10 +8,12 @@ new agent writes only ``act``, ``observe`` and ``update``.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -70,7 +72,18 @@ class Agent(Protocol):
 
     ``__init__(self, env, **hyperparameters)`` takes the (vector) training env.
     ``act`` is batched: ``obs`` has shape ``(B, obs_dim)``, the result ``(B,)`` (or ``(B, k)`` in
-    slate mode). ``info`` is the info that came with ``obs``; only oracles read it.
+    slate mode). ``info`` is the info that came with ``obs``; only oracles read it, and an agent
+    may leave the parameter out: ``act(obs, *, explore=False)`` is enough.
+
+    Optional class attributes say what else the runner may rely on (see :class:`AgentTraits`;
+    left out, each is read off the method's signature once per class):
+
+    - ``act_uses_info``: ``act`` takes ``info=`` (the runner passes it only then);
+    - ``save_accepts_replay``: ``save(path, include_replay=True)`` stores the replay buffer too;
+    - ``scores_uses_info``: ``scores(obs, *, explore=False, info=None)`` rather than
+      ``scores(obs)`` (agents that can rank candidates expose ``scores`` or ``q_values``).
+
+    An agent that implements :class:`ContinuesStream` resumes exactly from a checkpoint.
     """
 
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> Agent: ...
@@ -83,6 +96,95 @@ class Agent(Protocol):
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None) -> Agent: ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """State that a checkpoint stores as plain data and puts back on resume.
+
+    ``state_dict()`` returns nested dicts/lists/tuples of scalars, strings and numpy arrays (no
+    objects: checkpoints are written without pickle); ``load_state_dict(state)`` restores it.
+    The training env, the metric sinks and every part of the run protocol meet it.
+    """
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ContinuesStream(Protocol):
+    """An agent whose next ``learn`` can continue from a given observation.
+
+    Without it, an agent rebuilt by ``load`` resets (re-seeds, re-creates) the env at its next
+    ``learn``; with it, the runner restores the env's state and hands back the observation and
+    info that came with it, and the stream goes on exactly as if it had never been interrupted.
+    """
+
+    def continue_stream(self, obs: np.ndarray, info: Info | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class AgentTraits:
+    """What the runner may rely on beyond :class:`Agent` (see its docstring)."""
+
+    act_uses_info: bool
+    save_accepts_replay: bool
+    scores_uses_info: bool
+
+    @property
+    def attributes(self) -> dict[str, bool]:
+        return {
+            "act_uses_info": self.act_uses_info,
+            "save_accepts_replay": self.save_accepts_replay,
+            "scores_uses_info": self.scores_uses_info,
+        }
+
+
+def _has_param(func: Any, name: str) -> bool:
+    if not callable(func):
+        return False
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+_TRAIT_PARAMS = {  # trait -> (method, the parameter that shows it)
+    "act_uses_info": ("act", "info"),
+    "save_accepts_replay": ("save", "include_replay"),
+    "scores_uses_info": ("scores", "info"),
+}
+
+
+_TRAITS: dict[type, AgentTraits] = {}  # per class: resolved once
+
+
+def _class_traits(cls: type) -> AgentTraits:
+    """Walk the MRO: the most derived class that declares the trait or defines the method wins
+    (a subclass that overrides ``act`` is judged by its own ``act`` unless it declares)."""
+    if cls in _TRAITS:
+        return _TRAITS[cls]
+    values = {}
+    for trait, (method, param) in _TRAIT_PARAMS.items():
+        value = False
+        for klass in cls.__mro__:
+            inferred = klass.__dict__.get("_inferred_traits", ())
+            if trait in klass.__dict__ and trait not in inferred:
+                value = bool(klass.__dict__[trait])
+                break
+            if method in klass.__dict__:
+                value = _has_param(getattr(cls, method), param)
+                break
+        values[trait] = value
+    _TRAITS[cls] = AgentTraits(**values)
+    return _TRAITS[cls]
+
+
+def agent_traits(agent: Any) -> AgentTraits:
+    """The traits of ``agent``'s class: declared class attributes, else its signatures (read once)."""
+    return _class_traits(type(agent))
 
 
 def final_observations(next_obs: np.ndarray, info: Info) -> np.ndarray:
@@ -110,8 +212,23 @@ class OnlineAgent(ABC):
     default to pickling ``state_dict()``; agents with torch state override them.
 
     ``learn`` may be called repeatedly: it continues the same stream (like SB3's
-    ``reset_num_timesteps=False``).
+    ``reset_num_timesteps=False``). A subclass whose ``act`` has no ``info`` parameter works too:
+    its :class:`AgentTraits` are resolved when the class is created.
     """
+
+    act_uses_info: ClassVar[bool]
+    save_accepts_replay: ClassVar[bool]
+    scores_uses_info: ClassVar[bool]
+    _inferred_traits: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        inferred = set()
+        for key, value in _class_traits(cls).attributes.items():
+            if key not in cls.__dict__:  # declared in the class body: kept as declared
+                setattr(cls, key, value)
+                inferred.add(key)
+        cls._inferred_traits = frozenset(inferred)
 
     def __init__(self, env: Any, seed: int | None = None) -> None:
         self.env = env
@@ -158,7 +275,10 @@ class OnlineAgent(ABC):
         target = self.num_timesteps + total_steps
         try:
             while self.num_timesteps < target:
-                actions = self.act(obs, explore=True, info=info)
+                if self.act_uses_info:
+                    actions = self.act(obs, explore=True, info=info)
+                else:
+                    actions = self.act(obs, explore=True)
                 next_obs, rewards, terminated, truncated, next_info = self.env.step(actions)
                 final_obs = final_observations(next_obs, next_info)
                 self.observe(obs, actions, rewards, final_obs, terminated, truncated, next_info)
@@ -185,6 +305,10 @@ class OnlineAgent(ABC):
             if callback is not None:
                 callback.on_training_end()
         return self
+
+    def continue_stream(self, obs: np.ndarray, info: Info | None) -> None:
+        """Continue the next ``learn`` from ``obs`` (see :class:`ContinuesStream`)."""
+        self._last_obs, self._last_info = obs, info
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:

@@ -2,15 +2,13 @@
 
 Runs ``recsim-train experiment=quickstart`` — our DQN, SB3's DQN, a random floor and LinUCB on
 DriftingUsers-v0, two jobs at a time (joblib) — then prints a comparison table, writes the
-``experiments.compare`` report (Markdown + plots) into ``<sweep dir>/compare`` and says where the
+``recsim-compare`` report (Markdown + plots) into ``<sweep dir>/compare`` and says where the
 results are. Extra arguments are passed on as overrides, e.g.
 ``python -m experiments.quickstart protocol.total_steps=20000 hydra.launcher.n_jobs=4``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 import subprocess
 import sys
@@ -18,40 +16,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-TABLE_COLUMNS = (
-    "online/reward",
-    "online/regret",
-    "online/ctr",
-    "online/reward_final",
-    "eval/return",
-    "eval/ndcg@k",
-    "lifelong/recovery_time_mean",
-    "time/sps",
-)
+from experiments.analysis.schema import QUICKSTART_COLUMNS, run_labels
+from experiments.run.rundir import MISSING, RunDir
 
 
 def collect_summaries(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """One row per job dir under ``sweep_dir``: agent/env/seed, status and the summary metrics."""
-    from omegaconf import OmegaConf
-
     rows = []
-    for summary_path in sorted(Path(sweep_dir).rglob("summary.json")):
-        job_dir = summary_path.parent
-        try:
-            summary = json.loads(summary_path.read_text())
-        except ValueError:
+    root = Path(sweep_dir)
+    for rd in RunDir.find(root) if root.is_dir() else []:
+        state = rd.state()
+        if state.status == MISSING or not state.summary:
             continue
-        row: dict[str, Any] = {"job": job_dir.name}
-        choices = job_dir / ".hydra" / "hydra.yaml"
-        if choices.exists():
-            runtime = OmegaConf.load(choices).hydra.runtime.choices
-            row["agent"], row["env"] = runtime.get("agent"), runtime.get("env")
-        config = job_dir / "config.yaml"
-        if config.exists():
-            row["seed"] = OmegaConf.load(config).get("seed")
-        row["status"] = summary.get("status")
-        for key in TABLE_COLUMNS:
-            row[key] = summary.get(key, math.nan)
+        config = rd.read_config()
+        labels = run_labels(config, rd.job().choices)
+        row: dict[str, Any] = {"job": rd.path.name, "agent": labels["agent"], "env": labels["env"]}
+        row["seed"] = config.get("seed")
+        row["status"] = state.status
+        for key in QUICKSTART_COLUMNS:
+            row[key] = state.summary.get(key, math.nan)
         rows.append(row)
     return rows
 
@@ -83,13 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nquickstart finished in {time.perf_counter() - start:.0f} s (exit code {code})\n")
     print_table(collect_summaries(sweep_dir))
     report = sweep_dir / "compare"
-    if importlib.util.find_spec("experiments.compare") is not None:
-        # the full report: IQM and bootstrap CIs, learning curves with drift events (Markdown + PNG)
-        compared = subprocess.call(
-            [sys.executable, "-m", "experiments.compare", str(sweep_dir), "--out", str(report)]
-        )
-        if compared == 0:
-            print(f"comparison report: {(report / 'report.md').resolve()} (+ PNG plots)")
+    # the full report: IQM and bootstrap CIs, learning curves with drift events (Markdown + PNG)
+    compared = subprocess.call(
+        [sys.executable, "-m", "experiments.compare", str(sweep_dir), "--out", str(report)]
+    )
+    if compared == 0:
+        print(f"comparison report: {(report / 'report.md').resolve()} (+ PNG plots)")
     print(
         f"\nresults (config.yaml, metrics.csv, summary.json, checkpoints per job) in "
         f"{sweep_dir.resolve()}"

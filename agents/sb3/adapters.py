@@ -360,30 +360,19 @@ class SB3Agent:
             model.load_replay_buffer(buffer_path)
         return agent
 
-    # The runner's resume hook (experiments.protocol): after ``load`` SB3 would reset the env at the
-    # next ``learn``; handing back the observation of the checkpoint (with the env's own state
-    # restored) continues the same users instead.
-    @property
-    def _last_obs(self) -> Any:
-        return self.model._last_obs
+    def continue_stream(self, obs: np.ndarray, info: Info | None) -> None:
+        """Continue the next ``learn`` from ``obs`` (:class:`agents.base.ContinuesStream`).
 
-    @_last_obs.setter
-    def _last_obs(self, obs: Any) -> None:
+        After ``load`` SB3 would reset the env at the next ``learn``; handing back the observation
+        of the checkpoint (with the env's own state restored) continues the same users instead.
+        """
         self.model._last_obs = obs
         env = self.model.get_env()
         if obs is not None and env is not None:
             # SB3's load also queued its seed for the env's next reset (which would re-create the
             # world); with an observation to continue from, that reset is not going to happen.
             env.unwrapped._reset_seeds()
-
-    @property
-    def _last_info(self) -> Info | None:
-        recsim = find_recsim_vec_env(self.model.get_env())
-        return recsim.last_info if recsim is not None else None
-
-    @_last_info.setter
-    def _last_info(self, info: Info | None) -> None:
-        recsim = find_recsim_vec_env(self.model.get_env())
+        recsim = find_recsim_vec_env(env)
         if recsim is not None:
             recsim.last_info = info
 

@@ -338,7 +338,7 @@ def _set_global_rng_state(state):
 
 @pytest.mark.parametrize("cls", ALGORITHMS, ids=lambda c: c.__name__)
 def test_resume_from_checkpoint_continues_the_same_stream(cls, tmp_path):
-    """The runner's restore sequence (experiments.protocol): load the agent with the env, restore
+    """The runner's restore sequence (experiments.run.checkpoint): load the agent with the env, restore
     the env's state and the global RNGs, hand back the last observation; then learning continues
     exactly as if never interrupted (at a rollout boundary)."""
     budget = 16 * B * 4  # a multiple of every tiny rollout length
@@ -354,9 +354,8 @@ def test_resume_from_checkpoint_continues_the_same_stream(cls, tmp_path):
     resumed = cls.load(tmp_path / "agent", env=env)
     env.load_state_dict(env_state)
     _set_global_rng_state(rng_state)
-    assert resumed._last_obs is None  # SB3 would reset the env at the next learn()
-    resumed._last_obs = before.transitions[-1].next_obs
-    resumed._last_info = before.transitions[-1].info
+    assert resumed.model._last_obs is None  # SB3 would reset the env at the next learn()
+    resumed.continue_stream(before.transitions[-1].next_obs, before.transitions[-1].info)
     continued = Recorder()
     resumed.learn(budget, callback=continued)
 

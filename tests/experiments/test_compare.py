@@ -19,8 +19,10 @@ import pytest
 from rliable import library as rly
 from rliable import metrics as rl_metrics
 
-from experiments import stats
-from experiments.compare import align_curves, compare_runs, main
+from experiments.analysis import stats
+from experiments.analysis.compare.aggregate import align_curves
+from experiments.analysis.compare.cli import compare_runs, main
+from experiments.run.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = ("linucb", "random")
@@ -55,7 +57,7 @@ def sweep(tmp_path_factory) -> Path:
 
 
 def _summaries(sweep_dir: Path) -> dict[str, list[dict]]:
-    """summary.json of every completed job, by agent (read independently of experiments.compare)."""
+    """summary.json of every completed job, by agent (read independently of recsim-compare)."""
     import yaml
 
     out: dict[str, list[dict]] = {}
@@ -74,7 +76,8 @@ def _summaries(sweep_dir: Path) -> dict[str, list[dict]]:
 def _rliable_ci(scores: np.ndarray, func, reps: int = 2_000) -> np.ndarray:
     """rliable's CI of ``func`` for ``scores (runs,)`` or ``(runs, tasks)``.
 
-    rliable draws from numpy's global RNG (hence experiments.stats): seed it for this call only,
+    rliable draws from numpy's global RNG (hence experiments.analysis.stats): seed it for this
+    call only,
     then put its state back.
     """
     scores = scores.reshape(len(scores), -1)
@@ -348,3 +351,30 @@ def test_wandb_project_without_a_key_is_a_clear_error(tmp_path, monkeypatch, cap
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     assert main(["--wandb-project", "me/recsim-env", "--out", str(tmp_path / "r")]) == 2
     assert "no W&B API key" in capsys.readouterr().err
+
+
+def test_without_out_the_report_goes_beside_the_first_input(sweep, tmp_path, capsys):
+    copy = tmp_path / "sweeps" / "mine"
+    shutil.copytree(sweep, copy)
+    assert main([str(copy), "--reps", "200", "--no-plots"]) == 0
+    report = tmp_path / "sweeps" / "report" / "report.md"
+    assert report.is_file() and str(report) in capsys.readouterr().out
+    assert main(["--wandb-project", "me/x"]) == 2  # no input to put it beside: --out needed
+
+
+def test_run_dirs_written_before_run_json_still_load(tmp_path):
+    """Older run dirs: group choices and overrides only in Hydra's .hydra/ files, the id in .run_id."""
+    job = tmp_path / "old" / "0"
+    _fake_run(job, gamma=0.9, lr=1e-3, seed=4, reward=1.5)
+    (job / ".hydra").mkdir()
+    (job / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  runtime:\n    choices:\n      agent: dqn\n      hydra/launcher: basic\n"
+    )
+    (job / ".hydra" / "overrides.yaml").write_text("- agent=dqn\n- seed=4\n")
+    (job / ".run_id").write_text("abc123\n")
+    record = RunDir(job).job()
+    assert record.choices == {"agent": "dqn"} and record.overrides == ["agent=dqn", "seed=4"]
+    assert record.run_id == "abc123"
+    results = compare_runs([tmp_path / "old"], tmp_path / "r", reps=200, plots=False)
+    assert results["group_order"] == ["dqn"]
+    assert results["groups"]["dqn"]["metrics"]["online/reward"]["values"] == [1.5]

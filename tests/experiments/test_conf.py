@@ -5,27 +5,28 @@ No training here (see test_train.py): composition, validation and construction o
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
 import gymnasium
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 import recsim_env
-from experiments.config_validation import (
+from experiments.run.config import (
     ConfigError,
     EnvConfig,
     ProtocolConfig,
+    TopLevelConfig,
     explain_unknown_override,
     instantiate_checked,
     validate,
 )
-from experiments.metrics import RunContext
-from experiments.train import _build_sinks, run
+from experiments.run.job import build_sinks, run
+from experiments.run.sinks import RunContext
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -59,17 +60,8 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def compose_cfg(*overrides: str, hydra: bool = False):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
-
-
-def small_env(num_envs: int = 2, env_id: str = "recsim_env/DriftingUsers-v0", **kwargs):
-    return gymnasium.make_vec(env_id, num_envs=num_envs, **kwargs)
-
-
 # ---------------------------------------------------------------------------------------- groups
-def test_group_options_are_the_public_interface():
+def test_group_options_are_the_public_interface(compose_cfg):
     assert set(options("agent")) == AGENTS
     assert set(options("env")) == ENVS
     assert set(options("logger")) == {"csv", "wandb", "none"}
@@ -81,7 +73,7 @@ def test_group_options_are_the_public_interface():
     assert ids == set(recsim_env.ENV_IDS)
 
 
-def test_defaults_list_and_top_level_keys():
+def test_defaults_list_and_top_level_keys(compose_cfg):
     cfg = compose_cfg()
     assert set(cfg) == {
         "env",
@@ -96,13 +88,13 @@ def test_defaults_list_and_top_level_keys():
     }
     assert cfg.torch_threads == 1 and cfg.resume is False
     typed = validate(cfg)
-    assert typed["protocol"].total_steps == cfg.protocol.total_steps
+    assert typed.protocol.total_steps == cfg.protocol.total_steps
 
 
 @pytest.mark.parametrize("name", sorted(ENVS))
-def test_env_options_build_the_registered_env(name):
+def test_env_options_build_the_registered_env(name, compose_cfg):
     cfg = compose_cfg(f"env={name}", "env.num_envs=3")
-    env_cfg = validate(cfg)["env"]
+    env_cfg = validate(cfg).env
     env = gymnasium.make_vec(env_cfg.id, num_envs=env_cfg.num_envs, **env_cfg.make_kwargs())
     obs, info = env.reset(seed=0)
     assert obs.shape == (3, env.single_observation_space.shape[0])
@@ -111,11 +103,11 @@ def test_env_options_build_the_registered_env(name):
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
-def test_agent_options_instantiate_and_act(name):
+def test_agent_options_instantiate_and_act(name, compose_cfg, make_env):
     cfg = compose_cfg(f"agent={name}", "seed=7")
     validate(cfg)
     assert cfg.agent.seed == 7  # seed interpolated from the top level
-    env = small_env(env_id="recsim_env/LongTerm-v0") if name in LONGTERM_AGENTS else small_env()
+    env = make_env(env_id="recsim_env/LongTerm-v0") if name in LONGTERM_AGENTS else make_env()
     obs, info = env.reset(seed=0)
     agent = instantiate_checked(cfg.agent, "agent", env=env)
     actions = np.asarray(agent.act(obs, explore=False, info=info))
@@ -124,7 +116,7 @@ def test_agent_options_instantiate_and_act(name):
     env.close()
 
 
-def test_uniform_hyperparameter_names():
+def test_uniform_hyperparameter_names(compose_cfg):
     """gamma / lr / seed mean the same thing everywhere; our DQN and SB3's share exploration keys."""
     for name in ("dqn", "sb3_dqn", "sb3_qrdqn", "sb3_ppo", "sb3_a2c"):
         agent = compose_cfg(f"agent={name}").agent
@@ -135,11 +127,11 @@ def test_uniform_hyperparameter_names():
 
 
 @pytest.mark.parametrize("name", ["csv", "none", "wandb"])
-def test_logger_options_build_their_sinks(name, tmp_path, monkeypatch):
+def test_logger_options_build_their_sinks(name, tmp_path, monkeypatch, compose_cfg):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     cfg = compose_cfg(f"logger={name}")
     validate(cfg)
-    sinks = _build_sinks(cfg, RunContext(run_dir=tmp_path, config={}, run_id="t", name="t"))
+    sinks = build_sinks(cfg, RunContext(run_dir=tmp_path, config={}, run_id="t", name="t"))
     kinds = {type(s).__name__ for s in sinks}
     if name == "none":
         assert sinks == []
@@ -154,15 +146,15 @@ def test_logger_options_build_their_sinks(name, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", options("protocol"))
-def test_protocol_options_validate(name):
+def test_protocol_options_validate(name, compose_cfg):
     cfg = compose_cfg(f"protocol={name}")
-    protocol = validate(cfg)["protocol"]
+    protocol = validate(cfg).protocol
     assert isinstance(protocol, ProtocolConfig)
     assert protocol.log_every <= protocol.total_steps
 
 
 @pytest.mark.parametrize("name", options("experiment"))
-def test_experiment_options_compose_every_job(name):
+def test_experiment_options_compose_every_job(name, compose_cfg):
     """Each named study is a multirun whose jobs compose and validate (every swept value is
     tried; the full grid when it is small)."""
     cfg = compose_cfg(f"experiment={name}", hydra=True)
@@ -181,7 +173,7 @@ def test_experiment_options_compose_every_job(name):
         validate(compose_cfg(f"experiment={name}", *job))
 
 
-def test_quickstart_is_dqn_sb3_dqn_and_two_baselines_in_parallel():
+def test_quickstart_is_dqn_sb3_dqn_and_two_baselines_in_parallel(compose_cfg):
     cfg = compose_cfg("experiment=quickstart", hydra=True)
     agents = str(cfg.hydra.sweeper.params.agent).split(",")
     assert agents[:2] == ["dqn", "sb3_dqn"] and len(agents) == 4
@@ -189,11 +181,11 @@ def test_quickstart_is_dqn_sb3_dqn_and_two_baselines_in_parallel():
     assert "joblib" in cfg.hydra.launcher._target_ and cfg.hydra.launcher.n_jobs == 2
 
 
-def test_gamma_eps_lr_sweep_instantiates_for_both_dqns():
+def test_gamma_eps_lr_sweep_instantiates_for_both_dqns(compose_cfg, make_env):
     cfg = compose_cfg("sweep=gamma_eps_lr", hydra=True)
     params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
     assert params["agent"] == ["dqn", "sb3_dqn"]
-    env = small_env()
+    env = make_env()
     for agent in params["agent"]:
         # extreme corners of the grid, on each agent: the uniform names reach the constructor
         for gamma, frac, lr in itertools.product(
@@ -213,12 +205,12 @@ def test_gamma_eps_lr_sweep_instantiates_for_both_dqns():
 
 
 @pytest.mark.parametrize("name", options("local"))
-def test_local_options_compose(name):
+def test_local_options_compose(name, compose_cfg):
     validate(compose_cfg(f"local={name}"))
 
 
 # ---------------------------------------------------------------------------------------- bad configs
-def test_unknown_group_option_lists_the_available_ones():
+def test_unknown_group_option_lists_the_available_ones(compose_cfg):
     with pytest.raises(MissingConfigException) as err:
         compose_cfg("agent=dqnn")
     message = str(err.value)
@@ -260,7 +252,7 @@ def test_misspelled_key_names_the_key_and_the_allowed_ones(override, expected):
         (["resume=/no/such/run/dir"], ["resume='/no/such/run/dir'", "run directory"]),
     ],
 )
-def test_invalid_values_are_rejected_with_key_value_and_allowed(overrides, expected):
+def test_invalid_values_are_rejected_with_key_value_and_allowed(overrides, expected, compose_cfg):
     with pytest.raises(ConfigError) as err:
         validate(compose_cfg(*overrides))
     for part in expected:
@@ -277,7 +269,7 @@ def test_invalid_values_are_rejected_with_key_value_and_allowed(overrides, expec
         (["agent._target_=agents.nope.Agent"], ["agent._target_", "agents.nope"]),
     ],
 )
-def test_agent_constructor_errors_name_the_key(overrides, expected, tmp_path):
+def test_agent_constructor_errors_name_the_key(overrides, expected, tmp_path, compose_cfg):
     cfg = compose_cfg(*overrides, "protocol=tiny")
     with pytest.raises(ConfigError) as err:
         run(cfg, run_dir=tmp_path, multirun=False)
@@ -290,17 +282,30 @@ def test_agent_constructor_errors_name_the_key(overrides, expected, tmp_path):
     assert '"status": "failed"' in (tmp_path / "summary.json").read_text()
 
 
-def test_env_kwarg_errors_name_the_key(tmp_path):
+def test_env_kwarg_errors_name_the_key(tmp_path, compose_cfg):
     cfg = compose_cfg("env.kwargs.reward=clicks", "protocol=tiny")
     with pytest.raises(ConfigError) as err:
         run(cfg, run_dir=tmp_path, multirun=False)
     assert "reward='clicks'" in str(err.value) and "engagement" in str(err.value)
 
 
-def test_env_kwargs_null_means_simulator_default():
+def test_env_kwargs_null_means_simulator_default(compose_cfg):
     env_cfg = EnvConfig(
         id="recsim_env/Stationary-v0", num_envs=2, kwargs={"reward": None, "num_candidates": 7}
     )
     assert env_cfg.make_kwargs() == {"num_candidates": 7}
     cfg = compose_cfg()
     assert all(v is None for v in OmegaConf.to_container(cfg.env.kwargs).values())
+
+
+def test_the_yaml_is_the_one_source_of_the_runner_defaults(compose_cfg):
+    """The typed sections check values but hold no defaults that could contradict conf/."""
+    for section in (TopLevelConfig, EnvConfig, ProtocolConfig):
+        for field in dataclasses.fields(section):
+            assert field.default is dataclasses.MISSING, (section.__name__, field.name)
+            assert field.default_factory is dataclasses.MISSING, (section.__name__, field.name)
+    cfg = compose_cfg()
+    protocol = validate(cfg).protocol
+    assert dataclasses.asdict(protocol) == OmegaConf.to_container(cfg.protocol, resolve=True)
+    with pytest.raises(ConfigError, match=r"protocol\.ndcg_k"):
+        validate(compose_cfg("~protocol.ndcg_k"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.lifelong_metrics import (
+from experiments.analysis.lifelong import (
     cumulative_regret,
     event_steps_from_flags,
     forgetting,

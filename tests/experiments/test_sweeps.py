@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.hydra_callbacks import scan_sweep
+from experiments.integrations.hydra_callbacks import scan_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 RECSIM_TRAIN = Path(sys.executable).parent / "recsim-train"
@@ -78,9 +78,10 @@ def test_a_failing_job_does_not_stop_the_sweep_and_is_listed(tmp_path):
     assert result.returncode == 0, output
     statuses = {job["dir"].rsplit("/", 1)[-1]: job["status"] for job in scan_sweep(sweep_dir)}
     assert statuses == {"0": "completed", "1": "failed", "2": "completed"}
-    assert "alpha must be >= 0" in (sweep_dir / "1" / "error.txt").read_text()
+    message = "invalid alpha=-1.0 (allowed: a finite number >= 0)"  # recsim_env.validation's
+    assert message in (sweep_dir / "1" / "error.txt").read_text()
     # the end-of-sweep report names the job, its overrides and the error
-    assert "1 failed" in output and "agent.alpha=-1.0" in output and "alpha must be >= 0" in output
+    assert "1 failed" in output and "agent.alpha=-1.0" in output and message in output
     failures = json.loads((sweep_dir / "failures.json").read_text())
     assert [f["overrides"] for f in failures] == [
         ["agent=linucb", "agent.alpha=-1.0", "protocol=tiny", "protocol.total_steps=320"]

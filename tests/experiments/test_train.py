@@ -1,14 +1,13 @@
 """``recsim-train`` end to end: every agent, the output files, the metrics, signals and resume.
 
 Runs are tiny (``protocol=tiny``: 640 user-steps); most run in-process through the compose API and
-``experiments.train.run``, a few through the real console script in a subprocess.
+``experiments.run.job.run``, a few through the real console script in a subprocess.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -18,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from agents.base import StepCallback
-from experiments.config_validation import ConfigError, ProtocolConfig
-from experiments.metrics import CsvSink, MetricWriter, RunContext, write_json_atomic
-from experiments.protocol import LifelongProtocol, ndcg_at_k
-from experiments.train import run
+from agents.base import OnlineAgent, StepCallback, agent_traits
+from experiments.run.config import ConfigError, validate
+from experiments.run.evaluation import ndcg_at_k
+from experiments.run.job import run
+from experiments.run.plain_data import load_plain
+from experiments.run.protocol import LifelongProtocol
+from experiments.run.rundir import Checkpoint, RunDir, write_json_atomic
+from experiments.run.sinks import CsvSink, MetricWriter, RunContext
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -33,11 +34,6 @@ AGENTS = sorted(p.stem for p in (CONF / "agent").glob("*.yaml"))
 # agents that need returning users (env=long_term): long-term ground truth / quality signals
 LONGTERM_AGENTS = {"oracle_longterm", "longterm_rule"}
 NOT_DETERMINISTIC = ("time/", "wall_time_s", "run_dir")
-
-
-def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=["protocol=tiny", "progress=false", *overrides])
 
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
@@ -67,17 +63,11 @@ def same(a: dict, b: dict) -> bool:
     return True
 
 
-def subprocess_env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
-
-
 # ---------------------------------------------------------------------------------------- every agent
 @pytest.mark.parametrize("agent", AGENTS)
-def test_every_agent_runs_end_to_end(agent, tmp_path):
+def test_every_agent_runs_end_to_end(agent, tmp_path, tiny_cfg):
     env = ["env=long_term"] if agent in LONGTERM_AGENTS else []
-    value = run(compose_cfg(f"agent={agent}", "seed=1", *env), run_dir=tmp_path)
+    value = run(tiny_cfg(f"agent={agent}", "seed=1", *env), run_dir=tmp_path)
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed"
@@ -96,12 +86,14 @@ def test_every_agent_runs_end_to_end(agent, tmp_path):
     assert list(rewards.step) == list(range(64, 641, 64))  # one window per log_every user-steps
     assert set(metrics[metrics.key == "eval/return"].step) == {320, 640}
 
-    checkpoint = tmp_path / "checkpoints" / "step_000000000640"
-    assert (checkpoint / "state.pkl").is_file()
-    assert any(p.name.startswith("agent") for p in checkpoint.iterdir())
+    checkpoint = Checkpoint(tmp_path / "checkpoints" / "step_000000000640")
+    state = load_plain(checkpoint.state, checkpoint.arrays)  # JSON + npz: no pickle to load
+    assert state["protocol"]["num_timesteps"] == 640 and state["protocol"]["completed"]
+    assert not (checkpoint.path / "state.pkl").exists()  # (the agent's own files are its own)
+    assert checkpoint.agent.exists()
 
 
-def test_online_metrics_equal_the_ground_truth_of_the_stream(tmp_path):
+def test_online_metrics_equal_the_ground_truth_of_the_stream(tmp_path, tiny_cfg):
     """Windows of the CSV recomputed from the raw transitions the agent saw."""
     import gymnasium
 
@@ -109,9 +101,16 @@ def test_online_metrics_equal_the_ground_truth_of_the_stream(tmp_path):
 
     env = gymnasium.make_vec("recsim_env/Stationary-v0", num_envs=8, max_session_steps=12)
     agent = RandomAgent(env, seed=3)
-    settings = ProtocolConfig(total_steps=480, log_every=96, eval_every=0, checkpoint_every=0)
+    settings = validate(
+        tiny_cfg(
+            "protocol.total_steps=480",
+            "protocol.log_every=96",
+            "protocol.eval_every=0",
+            "protocol.checkpoint_every=0",
+        )
+    ).protocol
     writer = MetricWriter([CsvSink(RunContext(run_dir=tmp_path), flush_every_s=0)])
-    protocol = LifelongProtocol(env, None, writer, settings, tmp_path / "checkpoints")
+    protocol = LifelongProtocol(env, None, writer, settings, tmp_path)
 
     class Recorder(StepCallback):
         def __init__(self) -> None:
@@ -158,20 +157,20 @@ def test_online_metrics_equal_the_ground_truth_of_the_stream(tmp_path):
     assert len(lengths) > 10  # sessions of at most 12 steps did end
 
 
-def test_oracle_has_zero_regret_and_beats_random(tmp_path):
-    oracle = run(compose_cfg("agent=oracle", "env=stationary"), run_dir=tmp_path / "oracle")
-    rand = run(compose_cfg("agent=random", "env=stationary"), run_dir=tmp_path / "random")
+def test_oracle_has_zero_regret_and_beats_random(tmp_path, tiny_cfg):
+    oracle = run(tiny_cfg("agent=oracle", "env=stationary"), run_dir=tmp_path / "oracle")
+    rand = run(tiny_cfg("agent=random", "env=stationary"), run_dir=tmp_path / "random")
     summary = json.loads((tmp_path / "oracle" / "summary.json").read_text())
     assert summary["online/regret"] == 0.0 and summary["online/cumulative_regret"] == 0.0
     assert summary["eval/regret"] == 0.0 and summary["eval/ndcg@k"] == pytest.approx(1.0)
     assert oracle > rand
 
 
-def test_drift_events_are_recorded_at_their_steps(tmp_path):
+def test_drift_events_are_recorded_at_their_steps(tmp_path, tiny_cfg):
     # a jump every 2,000 world ticks (a drift spec given in the config); one vector step of
     # 2 users = one tick
     run(
-        compose_cfg(
+        tiny_cfg(
             "agent=popularity",
             "env=stationary",
             "env.kwargs.drift=[{schedule:periodic,period:2000,process:jump}]",
@@ -191,25 +190,25 @@ def test_drift_events_are_recorded_at_their_steps(tmp_path):
     assert "lifelong/recovery_time_mean" in summary
 
 
-def test_sb3_logger_scalars_reach_the_csv(tmp_path):
-    run(compose_cfg("agent=sb3_ppo", "agent.n_steps=8", "agent.batch_size=32"), run_dir=tmp_path)
+def test_sb3_logger_scalars_reach_the_csv(tmp_path, tiny_cfg):
+    run(tiny_cfg("agent=sb3_ppo", "agent.n_steps=8", "agent.batch_size=32"), run_dir=tmp_path)
     keys = set(read_metrics(tmp_path).key)
     assert {"train/value_loss", "train/lr", "online/reward", "eval/return"} <= keys
 
 
 @pytest.mark.parametrize("logger", ["none", "wandb"])
-def test_other_loggers_still_write_the_summary(logger, tmp_path, monkeypatch):
+def test_other_loggers_still_write_the_summary(logger, tmp_path, monkeypatch, tiny_cfg):
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    value = run(compose_cfg("agent=popularity", f"logger={logger}"), run_dir=tmp_path)
+    value = run(tiny_cfg("agent=popularity", f"logger={logger}"), run_dir=tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["online/reward"] == value
     assert (tmp_path / "metrics.csv").exists() == (logger == "wandb")  # W&B keeps the local CSV
 
 
-def test_plugin_sink_is_one_class(tmp_path):
+def test_plugin_sink_is_one_class(tmp_path, tiny_cfg):
     """A new metric destination: a class with write / write_summary / close and a `_target_`."""
     ListSink.instances.clear()
     run(
-        compose_cfg("agent=random", f"+logger.sinks.memory._target_={__name__}.ListSink"),
+        tiny_cfg("agent=random", f"+logger.sinks.memory._target_={__name__}.ListSink"),
         run_dir=tmp_path,
     )
     (sink,) = ListSink.instances
@@ -234,6 +233,98 @@ class ListSink:
 
     def close(self):
         self.closed = True
+
+
+# ---------------------------------------------------------------------------------------- plug-ins
+class NoInfoAgent(OnlineAgent):
+    """A plug-in written against the documented minimum: ``act(obs, *, explore=False)``."""
+
+    def __init__(self, env, seed=None):
+        super().__init__(env, seed=seed)
+        self.seen_info = False
+
+    def act(self, obs, *, explore=False):
+        return self.rng.integers(0, self.layout.num_candidates, size=obs.shape[0])
+
+    def scores(self, obs):
+        return obs[:, : self.layout.num_candidates]  # any ranking will do
+
+
+def test_a_plugin_agent_without_info_in_act_runs(tmp_path, tiny_cfg):
+    traits = agent_traits(NoInfoAgent.__new__(NoInfoAgent))
+    assert not traits.act_uses_info and not traits.scores_uses_info
+    value = run(
+        tiny_cfg("agent=random", f"agent._target_={__name__}.NoInfoAgent"), run_dir=tmp_path
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and value == summary["online/reward"]
+    assert math.isfinite(summary["eval/return"]) and 0 < summary["eval/ndcg@k"] <= 1
+
+
+class DeclaredInfoAgent(NoInfoAgent):
+    act_uses_info = True  # declared: the runner passes info (and act must take it)
+
+    def act(self, obs, *, explore=False, **kwargs):
+        self.seen_info = self.seen_info or "info" in kwargs
+        return super().act(obs, explore=explore)
+
+
+def test_declared_traits_win_over_signatures(make_env):
+    env = make_env()
+    agent = DeclaredInfoAgent(env, seed=0)
+    assert agent_traits(agent).act_uses_info and NoInfoAgent.act_uses_info is False
+    agent.learn(4)
+    assert agent.seen_info
+
+
+# ---------------------------------------------------------------------------------------- run dir
+def test_a_second_writer_of_a_run_dir_is_refused(tmp_path, tiny_cfg):
+    """A live process holds the run dir: a run into it fails at once, naming dir and pid, and
+    leaves the holder's files alone; once the holder is gone (killed), the dir is free again."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from experiments.run.rundir import RunDir\n"
+            "with RunDir(sys.argv[1]).lock():\n    print('locked', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match=rf"{tmp_path}.*pid {holder.pid}"):
+            run(tiny_cfg("agent=random"), run_dir=tmp_path)
+        assert not (tmp_path / "summary.json").exists() and not (tmp_path / "error.txt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    run(tiny_cfg("agent=random"), run_dir=tmp_path)  # a dead holder's lock is released
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_pickled_checkpoint_of_an_earlier_version_is_never_loaded(tmp_path, tiny_cfg):
+    import pickle
+
+    run(tiny_cfg("agent=random"), run_dir=tmp_path)
+    (checkpoint,) = RunDir(tmp_path).checkpoints()
+    marker = tmp_path / "executed"
+    checkpoint.state.unlink()
+    checkpoint.arrays.unlink()
+    (checkpoint.path / "state.pkl").write_bytes(pickle.dumps(_Marker(str(marker))))
+    with pytest.raises(ConfigError, match="earlier version"):
+        run(tiny_cfg("agent=random", "resume=true", "protocol.total_steps=1280"), run_dir=tmp_path)
+    assert not marker.exists()
+
+
+class _Marker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
 
 
 # ---------------------------------------------------------------------------------------- metrics io
@@ -274,26 +365,26 @@ def test_ndcg_of_perfect_reversed_and_tied_rankings():
 
 
 # ---------------------------------------------------------------------------------------- resume
-def test_existing_run_is_not_overwritten_and_a_completed_run_is_not_retrained(tmp_path):
-    first = run(compose_cfg("agent=linucb"), run_dir=tmp_path)
+def test_existing_run_is_not_overwritten_and_a_completed_run_is_not_retrained(tmp_path, tiny_cfg):
+    first = run(tiny_cfg("agent=linucb"), run_dir=tmp_path)
     csv = (tmp_path / "metrics.csv").read_bytes()
     with pytest.raises(ConfigError, match="resume=true"):
-        run(compose_cfg("agent=linucb"), run_dir=tmp_path)
+        run(tiny_cfg("agent=linucb"), run_dir=tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
     assert not (tmp_path / "error.txt").exists()
-    again = run(compose_cfg("agent=linucb", "resume=true"), run_dir=tmp_path)
+    again = run(tiny_cfg("agent=linucb", "resume=true"), run_dir=tmp_path)
     assert again == first
     assert (tmp_path / "metrics.csv").read_bytes() == csv
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen:
+def _start(args: list[str], log: Path, env: dict) -> subprocess.Popen:
     with open(log, "w") as out:
         return subprocess.Popen(
             [str(RECSIM_TRAIN), *args],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=subprocess_env(),
+            env=env,
         )
 
 
@@ -324,19 +415,20 @@ RESUME_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
+def uninterrupted(tmp_path_factory, compose_cfg) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=RESUME_ARGS)
-    run(cfg, run_dir=run_dir)
+    run(compose_cfg(*RESUME_ARGS), run_dir=run_dir)
     return run_dir
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killed_run_resumes_to_the_same_result(sig, uninterrupted, tmp_path):
+def test_killed_run_resumes_to_the_same_result(
+    sig, uninterrupted, tmp_path, run_dir, subprocess_env
+):
     """SIGKILL: resume from the last periodic checkpoint. SIGTERM: checkpoint now, exit 130."""
-    run_dir = tmp_path / "run"
-    proc = _start([*RESUME_ARGS, f"hydra.run.dir={run_dir}"], tmp_path / "first.log")
+    proc = _start(
+        [*RESUME_ARGS, f"hydra.run.dir={run_dir}"], tmp_path / "first.log", subprocess_env
+    )
     _wait_for_checkpoint(proc, run_dir)
     if sig == signal.SIGTERM:
         time.sleep(0.3)  # somewhere between two periodic checkpoints
@@ -355,7 +447,7 @@ def test_killed_run_resumes_to_the_same_result(sig, uninterrupted, tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=subprocess_env(),
+        env=subprocess_env,
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -369,14 +461,13 @@ def test_killed_run_resumes_to_the_same_result(sig, uninterrupted, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- console script
-def test_recsim_train_console_script(tmp_path):
-    run_dir = tmp_path / "run"
+def test_recsim_train_console_script(run_dir, subprocess_env):
     result = subprocess.run(
         [str(RECSIM_TRAIN), "agent=greedy", "protocol=tiny", f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=subprocess_env(),
+        env=subprocess_env,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -385,9 +476,11 @@ def test_recsim_train_console_script(tmp_path):
         "metrics.csv",
         "summary.json",
         "train.log",
+        "run.json",
         ".hydra/overrides.yaml",
     ):
         assert (run_dir / name).is_file(), name
+    assert RunDir(run_dir).job().choices["agent"] == "greedy"
     assert "online/reward" in result.stdout and str(run_dir) in result.stdout
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
@@ -400,14 +493,13 @@ def test_recsim_train_console_script(tmp_path):
         (["protocol.total_steps=0"], "protocol.total_steps=0"),
     ],
 )
-def test_bad_command_lines_fail_before_training(args, expected, tmp_path):
-    run_dir = tmp_path / "run"
+def test_bad_command_lines_fail_before_training(args, expected, run_dir, subprocess_env):
     result = subprocess.run(
         [str(RECSIM_TRAIN), *args, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=subprocess_env(),
+        env=subprocess_env,
         timeout=120,
     )
     assert result.returncode != 0

@@ -8,12 +8,10 @@ processes side by side and reproduces the best trial with the real ``recsim-trai
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import gymnasium
 import numpy as np
 import optuna
 import pytest
@@ -21,18 +19,19 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.trial import TrialState
 
-from experiments.config_validation import ConfigError, instantiate_checked
+from experiments.analysis.schema import optimization_direction
+from experiments.run.config import ConfigError, instantiate_checked
+from experiments.run.rundir import RunDir
 from experiments.tune import (
     SPACE_DIR,
     SearchSpace,
-    _override_value,
     compose_config,
     main,
     make_sampler,
     make_storage,
-    metric_direction,
     resolve_setup,
 )
+from experiments.tune.space import _override_value
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -48,12 +47,6 @@ def load_study(storage: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=make_storage(storage))
 
 
-def subprocess_env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
-
-
 # ---------------------------------------------------------------------------------------- spaces
 def test_the_shipped_search_spaces():
     assert {"dqn", "linucb"} <= set(SPACES)
@@ -64,10 +57,10 @@ def test_the_shipped_search_spaces():
 
 
 @pytest.mark.parametrize("name", SPACES)
-def test_every_search_space_composes_and_builds_the_agent_at_its_bounds(name):
+def test_every_search_space_composes_and_builds_the_agent_at_its_bounds(name, make_env):
     space, fixed, metric = resolve_setup(SearchSpace.load(name), ["protocol=tiny"], None)
     assert fixed[-1] == f"optimize_metric={metric}"
-    env = gymnasium.make_vec("recsim_env/DriftingUsers-v0", num_envs=2)
+    env = make_env()
     for i in (0, -1):  # every param at its low end, then at its high end
         values = {k: p.bounds()[i] for k, p in space.params.items()}
         cfg, _ = compose_config([*fixed, *(f"{k}={_override_value(v)}" for k, v in values.items())])
@@ -86,13 +79,15 @@ def test_override_values_round_trip_through_hydra(value):
     assert parsed == value and type(parsed) is type(value)
 
 
-def test_metric_direction():
-    assert metric_direction("online/reward") == "maximize"
-    assert metric_direction("eval/return") == "maximize"
-    assert metric_direction("online/regret") == "minimize"
-    assert metric_direction("online/cumulative_regret") == "minimize"
-    assert metric_direction("lifelong/recovery_time_mean") == "minimize"
-    assert metric_direction("train/loss") == "minimize"
+def test_metric_direction_comes_from_the_schema():
+    assert optimization_direction("online/reward") == "maximize"
+    assert optimization_direction("eval/return") == "maximize"
+    assert optimization_direction("online/regret") == "minimize"
+    assert optimization_direction("online/cumulative_regret") == "minimize"
+    assert optimization_direction("online/regret_final") == "minimize"
+    assert optimization_direction("lifelong/recovery_time_mean") == "minimize"
+    assert optimization_direction("train/loss") == "minimize"
+    assert optimization_direction("train/value_loss") == "minimize"  # not listed: word rule
 
 
 @pytest.mark.parametrize(
@@ -205,8 +200,12 @@ def test_pruning_follows_the_median_rule_and_the_best_trial_is_reported(tmp_path
         run_dir = Path(t.user_attrs["run_dir"])
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["status"] == "completed" and t.value == summary["online/reward"]
-        for name in ("config.yaml", "metrics.csv", "train.log", ".hydra/overrides.yaml"):
+        for name in ("config.yaml", "metrics.csv", "train.log", "run.json"):
             assert (run_dir / name).is_file(), name
+        assert not (run_dir / ".hydra").exists()  # no imitation of Hydra's files
+        record = RunDir(run_dir).job()
+        assert record.choices["agent"] == t.params["agent"]
+        assert record.overrides == t.user_attrs["overrides"]
         assert t.user_attrs["overrides"][-1] == f"agent={t.params['agent']}"
 
     best = json.loads((tune_dir / "best.json").read_text())
@@ -251,7 +250,7 @@ def test_a_study_refuses_trials_of_another_setup(tmp_path, capsys):
     assert len(load_study(tmp_path / "s.journal", "space").trials) == 2
 
 
-def test_two_processes_share_one_study_and_the_best_trial_reproduces(tmp_path):
+def test_two_processes_share_one_study_and_the_best_trial_reproduces(tmp_path, subprocess_env):
     space = write_space(
         tmp_path / "space.yaml",
         {
@@ -267,7 +266,7 @@ def test_two_processes_share_one_study_and_the_best_trial_reproduces(tmp_path):
         subprocess.Popen(
             command,
             cwd=tmp_path,
-            env=subprocess_env(),
+            env=subprocess_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -294,7 +293,7 @@ def test_two_processes_share_one_study_and_the_best_trial_reproduces(tmp_path):
     result = subprocess.run(
         [str(BIN / "recsim-train"), *overrides, f"hydra.run.dir={repro}"],
         cwd=tmp_path,
-        env=subprocess_env(),
+        env=subprocess_env,
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,7 +1,7 @@
 """The W&B sink against the real wandb (offline mode: no network, no mocks).
 
 What is checked is what was *recorded*: the ``run-*.wandb`` transaction logs are read back with
-wandb's own protobuf schema (``experiments.wandb_sink.read_offline_run``) and compared with the
+wandb's own protobuf schema (``experiments.integrations.wandb_reader.read_offline_run``) and compared with the
 job's ``metrics.csv`` / ``summary.json``, the runner's source of truth.
 """
 
@@ -15,17 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from experiments.compare import _read_metrics_csv, compare_runs
-from experiments.metrics import RunContext
-from experiments.wandb_sink import (
-    WandbSink,
+from experiments.analysis.compare.cli import compare_runs
+from experiments.integrations.wandb_reader import (
     api_key_configured,
     find_offline_run_files,
     iter_wandb_records,
-    mask_secrets,
     read_offline_run,
-    resolve_mode,
 )
+from experiments.integrations.wandb_sink import WandbSink, mask_secrets, resolve_mode
+from experiments.run.rundir import RunDir, read_metrics_csv
+from experiments.run.sinks import RunContext
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -88,13 +87,14 @@ def test_multirun_jobs_each_get_their_own_offline_run_with_the_csv_metrics(tmp_p
         assert len(files) == 1, f"{job}: expected one offline W&B run, found {files}"
         run = read_offline_run(files[0])
         summary = json.loads((job / "summary.json").read_text())
-        csv_rows = _read_metrics_csv(job / "metrics.csv")
+        csv_rows = read_metrics_csv(job / "metrics.csv")
         assert csv_rows, "the CSV sink wrote nothing"
 
         # identity: one run per job, the runner's stable id, its config, grouped by the sweep
-        assert run.run_id == (job / ".run_id").read_text().strip()
+        assert run.run_id == RunDir(job).run_id
         assert run.config["seed"] == seed
         assert run.config["choices"]["agent"] == "random"
+        assert run.config["optimize"] == {"metric": "online/reward", "goal": "maximize"}
         assert run.job_type == "random"
         assert run.group == f"{sweep.parent.name}_{sweep.name}"  # the sweep dir's last 2 parts
         assert {"env:drifting", "agent:random"} <= set(run.tags)
@@ -202,8 +202,8 @@ def test_api_key_is_never_written(tmp_path):
     contains it. Offline mode: a fake key never reaches a server."""
     script = (
         "import sys\n"
-        "from experiments.metrics import RunContext\n"
-        "from experiments.wandb_sink import WandbSink\n"
+        "from experiments.run.sinks import RunContext\n"
+        "from experiments.integrations.wandb_sink import WandbSink\n"
         "ctx = RunContext(run_dir=sys.argv[1], run_id='keytest', name='k',\n"
         f"    config={{'seed': 0, 'local': {{'wandb_api_key': '{FAKE_KEY}', 'token': '{FAKE_KEY}'}}}})\n"
         "sink = WandbSink(ctx, mode='offline')\n"

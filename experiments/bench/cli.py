@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from experiments.bench_sim import bench_simulator
+    from experiments.bench.simulator import bench_simulator
 
     results: dict[str, Any] = {
         "machine": {
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     if not args.skip_training:
         try:
-            from experiments.bench_train import bench_training
+            from experiments.bench.training import bench_training
         except ImportError as err:  # the training benchmark lives with the DQN
             results["training"] = {"skipped": str(err)}
         else:

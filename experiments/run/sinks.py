@@ -2,7 +2,7 @@
 
 The protocol computes metrics once and hands them to a :class:`MetricWriter`, which passes them on to
 every configured sink (``logger.sinks`` in the config): the local CSV (the source of truth that
-``experiments.compare`` reads), W&B, or anything else. A new destination is one class that meets
+``recsim-compare`` reads), W&B (:mod:`experiments.integrations.wandb_sink`), or anything else. A new destination is one class that meets
 :class:`MetricSink` and a YAML entry with its ``_target_``.
 
 Sinks are built by the runner as ``hydra.utils.instantiate(sink_cfg, context=run_context)``: every sink
@@ -17,45 +17,18 @@ equal those of an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
+
+from experiments.run.rundir import RunDir
+from recsim_env.validation import check_real
 
 log = logging.getLogger(__name__)
-
-# The metric schema (DESIGN §4): one namespace for every agent.
-ONLINE_KEYS = (
-    "online/reward",  # mean reward per user-step
-    "online/ctr",  # clicks per user-step
-    "online/regret",  # mean per-step (dynamic) regret
-    "online/session_length",  # mean length of the sessions that ended
-    "online/cumulative_regret",  # sum of regret since the start of the stream
-    "online/drift_events",  # drift events (window: in the window; summary: in total)
-)
-EVAL_KEYS = ("eval/return", "eval/ctr", "eval/regret", "eval/ndcg@k")
-TRAIN_KEYS = ("train/loss", "train/epsilon", "train/lr")
-TIME_KEYS = ("time/sps",)
-# experiments.lifelong_metrics.summarize_lifelong: recovery after drift events, forgetting on
-# recurring regimes, plasticity (computed from the logged windows at the end of the run)
-LIFELONG_KEYS = (
-    "lifelong/cumulative_regret",
-    "lifelong/num_drift_events",
-    "lifelong/recovery_time_mean",
-    "lifelong/recovery_time_censored_mean",
-    "lifelong/recovery_recovered",
-    "lifelong/recovery_censored",
-    "lifelong/forgetting_mean",
-    "lifelong/forgetting_returns",
-    "lifelong/plasticity_per_1k",
-    "lifelong/plasticity_fresh_per_1k",
-)
-SCHEMA = ONLINE_KEYS + EVAL_KEYS + TRAIN_KEYS + TIME_KEYS
 
 
 @dataclass
@@ -68,6 +41,7 @@ class RunContext:
     name: str = ""  # a human-readable run name (e.g. ``dqn-DriftingUsers-v0-s0``)
     group: str = ""  # the sweep this run belongs to ("" for a single run)
     resumed: bool = False  # continuing an earlier run in the same dir
+    choices: dict[str, str] = field(default_factory=dict)  # Hydra config-group choices
 
 
 @runtime_checkable
@@ -84,30 +58,6 @@ class MetricSink(Protocol):
         """Flush and release resources. Called once, also when the run failed."""
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as JSON so that readers never see a half-written file (write + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(_jsonable(obj), f, indent=2, sort_keys=True, allow_nan=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def _jsonable(obj: Any) -> Any:
-    """numpy scalars/arrays → Python; leaves NaN as NaN (JSON readers of pandas/json accept it)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist"):  # numpy scalar or array
-        return _jsonable(obj.tolist())
-    return obj
-
-
 def _format_value(value: float) -> str:
     # repr of a float round-trips exactly: a resumed run's CSV equals the uninterrupted one.
     return repr(float(value))
@@ -116,10 +66,10 @@ def _format_value(value: float) -> str:
 class CsvSink:
     """``metrics.csv`` in long format (``step,key,value``), one row per metric.
 
-    Rows are buffered and written as whole lines at most every ``flush_every_s`` seconds (and at
-    every checkpoint and on close), so a crash at any moment leaves a file that parses, missing at
-    most the last few seconds. On resume it appends, after truncating the rows written after the
-    checkpoint it resumes from.
+    Rows are buffered and written as whole lines, in one system call per batch, at most every
+    ``flush_every_s`` seconds (and at every checkpoint and on close), so a crash at any moment
+    leaves a file that parses, missing at most the last few seconds. On resume it appends, after
+    truncating the rows written after the checkpoint it resumes from.
     """
 
     HEADER = "step,key,value\n"
@@ -127,21 +77,32 @@ class CsvSink:
     def __init__(
         self,
         context: RunContext,
-        filename: str = "metrics.csv",
+        filename: str | None = None,
         flush_every_s: float = 2.0,
     ) -> None:
-        if flush_every_s < 0:
-            raise ValueError(f"invalid flush_every_s={flush_every_s!r}: expected a number >= 0")
-        self.path = Path(context.run_dir) / filename
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_real("logger.sinks.csv.flush_every_s", flush_every_s, 0.0)
+        run_dir = RunDir(context.run_dir)
+        self._file: IO[bytes]
+        if filename is not None and filename != RunDir.METRICS:
+            log.warning("metrics go to %s; recsim-compare reads %s", filename, RunDir.METRICS)
+            self.path = run_dir.path / filename
+            run_dir.create()
+            append = context.resumed and self.path.exists()
+            self._file = open(self.path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
+        else:
+            self.path = run_dir.metrics_path
+            self._file = run_dir.open_metrics(append=context.resumed)
         self.flush_every_s = float(flush_every_s)
-        mode = "ab" if context.resumed and self.path.exists() else "wb"
-        self._file = open(self.path, mode)  # noqa: SIM115 — lives as long as the sink
         if self._file.tell() == 0:
-            self._file.write(self.HEADER.encode())
-            self._file.flush()
+            self._write(self.HEADER.encode())
         self._rows: list[str] = []
         self._last_flush = time.monotonic()
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # an unbuffered write may be partial: finish the lines
+            written = self._file.write(view)
+            view = view[written or 0 :]
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         step = int(step)
@@ -159,9 +120,8 @@ class CsvSink:
         if self._file.closed:
             return
         if self._rows:
-            self._file.write("".join(self._rows).encode())  # whole lines in one write
+            self._write("".join(self._rows).encode())  # whole lines in one write
             self._rows.clear()
-        self._file.flush()
         self._last_flush = time.monotonic()
 
     def state_dict(self) -> dict[str, Any]:
@@ -194,9 +154,9 @@ class MetricWriter:
     only clutter every sink); the summary keeps them (NaN says "not measured").
     """
 
-    def __init__(self, sinks: Iterable[MetricSink] = (), summary_path: str | Path | None = None):
+    def __init__(self, sinks: Iterable[MetricSink] = (), run_dir: RunDir | None = None) -> None:
         self.sinks = list(sinks)
-        self.summary_path = Path(summary_path) if summary_path is not None else None
+        self.run_dir = run_dir
         self._closed = False
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -214,8 +174,8 @@ class MetricWriter:
 
     def write_summary(self, summary: Mapping[str, Any], *, sinks: bool = True) -> None:
         """``summary.json`` always; the sinks' ``write_summary`` unless ``sinks=False`` (interim)."""
-        if self.summary_path is not None:
-            write_json_atomic(self.summary_path, summary)
+        if self.run_dir is not None:
+            self.run_dir.write_summary(summary)
         if sinks:
             for sink in self.sinks:
                 sink.write_summary(summary)

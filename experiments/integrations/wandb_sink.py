@@ -1,4 +1,4 @@
-"""W&B as a :class:`~experiments.metrics.MetricSink`, and a reader for offline W&B runs.
+"""W&B as a :class:`~experiments.run.sinks.MetricSink` (the reader is :mod:`.wandb_reader`).
 
 :class:`WandbSink` opens one W&B run per Hydra job and closes it in :meth:`WandbSink.close`, which
 the runner calls in a ``finally`` (also when the run failed). Launchers that reuse worker processes
@@ -19,62 +19,34 @@ a job never logs into an earlier job's run.
   init fails (network down, timeout), the run continues offline. The key is never read into,
   logged or written by this module; config values under secret-looking keys are masked.
 
-:func:`read_offline_run` reads a ``run-*.wandb`` transaction log back (history, summary, config,
-run metadata, exit code) with W&B's own protobuf schema, without network. wandb 0.31 no longer
-ships a Python reader for these files (``wandb.sdk.internal.datastore`` is gone), so the framing
-(LevelDB-log style blocks, W&B header) is decoded here.
+Labels (``agent``, ``env``, ``drift`` tags, the job type) come from
+:func:`experiments.analysis.schema.run_labels`, the same that ``recsim-compare`` groups by; the
+optimised metric and its goal (from the metric schema) go into the run's config.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import netrc
 import os
 import re
-import struct
 import sys
-import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from experiments.metrics import RunContext
+from experiments.analysis.schema import optimization_direction, run_labels
+from experiments.integrations.wandb_reader import api_key_configured
+from experiments.run.sinks import RunContext
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
-DEFAULT_BASE_URL = "https://api.wandb.ai"
 SECRET_KEY_PATTERN = re.compile(r"(api[_-]?key|token|secret|password|passwd)", re.IGNORECASE)
 MAX_TAG_LEN = 64
 
 
 # ---------------------------------------------------------------------------------------- mode
-def api_key_configured(base_url: str | None = None) -> bool:
-    """Whether W&B credentials are available without asking anyone (env var or netrc).
-
-    Only answers yes/no; the key itself is left to wandb.
-    """
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    base_url = base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
-    host = urlsplit(base_url).hostname
-    if not host:
-        return False
-    path = os.environ.get("NETRC")
-    if not path:
-        home = Path.home()
-        path = str(home / ("_netrc" if os.name == "nt" else ".netrc"))
-    try:
-        creds = netrc.netrc(path).authenticators(host)
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-    return bool(creds and creds[2])
-
-
 def resolve_mode(mode: str | None) -> str:
     """``auto`` → ``online`` with credentials, else ``offline``; ``online`` without them → ``offline``."""
     mode = (mode or "auto").strip().lower()
@@ -136,27 +108,6 @@ def _hydra_sweep_dir() -> Path | None:
     return None
 
 
-def _short_target(target: Any) -> str:
-    return str(target).rsplit(".", 1)[-1] if target else ""
-
-
-def run_labels(
-    config: Mapping[str, Any], choices: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """``agent``, ``env``, ``drift`` labels of a run: Hydra choices, else derived from the config."""
-    choices = dict(choices or {})
-    agent_cfg = config.get("agent") or {}
-    env_cfg = config.get("env") or {}
-    agent = choices.get("agent") or _short_target(agent_cfg.get("_target_")) or "unknown"
-    env = choices.get("env") or str(env_cfg.get("id") or "unknown").rsplit("/", 1)[-1]
-    drift = (env_cfg.get("kwargs") or {}).get("drift")
-    if drift is None:
-        drift = "default"
-    elif not isinstance(drift, str):
-        drift = "custom"
-    return {"agent": agent, "env": env, "drift": drift}
-
-
 def _tag(text: str) -> str:
     return text[:MAX_TAG_LEN]
 
@@ -211,8 +162,9 @@ class WandbSink:
         import wandb
 
         config = dict(context.config or {})
-        choices = _hydra_choices()
+        choices = dict(context.choices) or _hydra_choices()
         labels = run_labels(config, choices)
+        metric = config.get("optimize_metric")
         all_choices = {**labels, **choices}
         self.run_dir = Path(context.run_dir) / subdir if subdir else Path(context.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +193,11 @@ class WandbSink:
                 **mask_secrets(config),
                 "choices": all_choices,
                 "run_dir": str(context.run_dir),
+                **(
+                    {"optimize": {"metric": metric, "goal": optimization_direction(metric)}}
+                    if isinstance(metric, str)
+                    else {}
+                ),
             },
             "allow_val_change": True,  # a resumed run may extend protocol.total_steps
             "reinit": "finish_previous",  # a reused worker process must not log into the last job's run
@@ -344,141 +301,3 @@ def _summary_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN/inf are not JSON: W&B shows "not measured" as empty
     return value
-
-
-# ---------------------------------------------------------------------------------------- reader
-_BLOCK_LEN = 32768
-_HEADER_LEN = 7
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_MAGIC = 0xBEE1
-_CRC_SEED = [0] + [zlib.crc32(bytes([t])) & 0xFFFFFFFF for t in range(1, 5)]
-
-
-def iter_wandb_records(path: str | Path) -> Any:
-    """Yield the ``wandb_internal_pb2.Record`` messages of a ``run-*.wandb`` file, in order.
-
-    A truncated tail (a run killed mid-write) ends the iteration; a checksum mismatch raises.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = Path(path).read_bytes()
-    if len(data) < _HEADER_LEN:
-        return
-    ident, magic, version = struct.unpack("<4sHB", data[:_HEADER_LEN])
-    if ident != b":W&B" or magic != _MAGIC:
-        raise ValueError(f"{path} is not a W&B transaction log (header {data[:7]!r})")
-    pos, pending = _HEADER_LEN, b""
-    while True:
-        if _BLOCK_LEN - pos % _BLOCK_LEN < _HEADER_LEN:  # the block's tail is zero padding
-            pos += _BLOCK_LEN - pos % _BLOCK_LEN
-        if pos + _HEADER_LEN > len(data):
-            return
-        checksum, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER_LEN])
-        pos += _HEADER_LEN
-        chunk = data[pos : pos + length]
-        pos += length
-        if len(chunk) < length or kind not in (_FULL, _FIRST, _MIDDLE, _LAST):
-            return  # truncated or zero-filled tail
-        if zlib.crc32(chunk, _CRC_SEED[kind]) & 0xFFFFFFFF != checksum:
-            raise ValueError(f"{path}: record checksum mismatch at byte {pos - length}")
-        if kind == _FIRST:
-            pending = chunk
-            continue
-        if kind == _MIDDLE:
-            pending += chunk
-            continue
-        payload = chunk if kind == _FULL else pending + chunk
-        pending = b""
-        record = pb.Record()
-        record.ParseFromString(payload)
-        yield record
-
-
-def _item_key(item: Any) -> str:
-    return "/".join(item.nested_key) if item.nested_key else item.key
-
-
-def _item_value(item: Any) -> Any:
-    return json.loads(item.value_json) if item.value_json else None
-
-
-@dataclass
-class OfflineRun:
-    """What an offline W&B run recorded (see :func:`read_offline_run`)."""
-
-    path: Path
-    run_id: str = ""
-    project: str = ""
-    group: str = ""
-    job_type: str = ""
-    name: str = ""
-    tags: list[str] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)  # rows incl. "_step"
-    summary: dict[str, Any] = field(default_factory=dict)
-    exit_code: int | None = None  # None: the run never finished (still running or killed)
-
-    def metric_rows(self) -> list[tuple[int, str, float]]:
-        """``(step, key, value)`` for every logged metric (W&B's own ``_*`` keys left out)."""
-        rows = []
-        for row in self.history:
-            step = int(row.get("_step", 0))
-            for key, value in row.items():
-                if (
-                    key.startswith("_")
-                    or isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                ):
-                    continue
-                rows.append((step, key, float(value)))
-        return rows
-
-
-def find_offline_run_files(path: str | Path) -> list[Path]:
-    """``run-*.wandb`` files at/under ``path`` (a file, an ``offline-run-*`` dir, a ``wandb`` dir or
-    a dir holding one), oldest first; the ``latest-run`` link is skipped."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    files = [
-        p
-        for p in path.rglob("run-*.wandb")
-        if "latest-run" not in p.parts and not p.parent.is_symlink()
-    ]
-    return sorted(files, key=lambda p: p.parent.name)
-
-
-def read_offline_run(path: str | Path) -> OfflineRun:
-    """Read an offline run (a ``run-*.wandb`` file or its ``offline-run-*`` dir) without network."""
-    files = find_offline_run_files(path)
-    if not files:
-        raise FileNotFoundError(f"no run-*.wandb file at {path}")
-    if len(files) > 1 and Path(path).is_dir():
-        raise ValueError(f"{path} holds {len(files)} W&B runs; pass one of them: {files}")
-    out = OfflineRun(path=files[0])
-    for record in iter_wandb_records(files[0]):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            r = record.run
-            out.run_id, out.project, out.group = r.run_id, r.project, r.run_group
-            out.job_type, out.name, out.tags = r.job_type, r.display_name, list(r.tags)
-            for item in r.config.update:
-                out.config[_item_key(item)] = _item_value(item)
-        elif kind == "config":
-            for item in record.config.update:
-                out.config[_item_key(item)] = _item_value(item)
-            for item in record.config.remove:
-                out.config.pop(_item_key(item), None)
-        elif kind == "history":
-            row = {_item_key(item): _item_value(item) for item in record.history.item}
-            row.setdefault("_step", int(record.history.step.num))
-            out.history.append(row)
-        elif kind == "summary":
-            for item in record.summary.update:
-                out.summary[_item_key(item)] = _item_value(item)
-            for item in record.summary.remove:
-                out.summary.pop(_item_key(item), None)
-        elif kind == "exit":
-            out.exit_code = int(record.exit.exit_code)
-    out.config.pop("_wandb", None)
-    return out

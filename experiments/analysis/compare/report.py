@@ -1,0 +1,174 @@
+"""The text of a ``recsim-compare`` report: ``report.md``, ``results.json`` and ``runs.csv``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from experiments.analysis.compare.aggregate import Settings, _nan_to_none, group_label
+from experiments.analysis.compare.load import Run
+from experiments.analysis.schema import arrow, better
+
+
+# ---------------------------------------------------------------------------------------- report
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.{digits}g}"
+
+
+def _fmt_ci(ci: Sequence[float]) -> str:
+    if not ci or any(c is None or not math.isfinite(c) for c in ci):
+        return "n/a"
+    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+def _md_escape(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    by = ", ".join(f"`{k}`" for k in results["by"])
+    lines = [f"# Agent comparison (grouped by {by})", ""]
+    lines.append("Inputs: " + ", ".join(f"`{p}`" for p in results["inputs"]))
+    counts = results["counts"]
+    lines.append(
+        "Runs: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + (
+            " (only completed runs enter the statistics; the others are listed below)"
+            if len(counts) > 1 or "completed" not in counts
+            else ""
+        )
+    )
+    st = results["statistics"]
+    lines += [
+        "",
+        f"Statistics over seeds: {st['aggregates']}; CIs: {st['ci']} ({st['reps']} resamples, seed "
+        f"{st['seed']}). A CI needs at least 2 seeds (per task): with fewer it reads n/a. With few "
+        "seeds (< 5) bootstrap CIs are optimistic: with 2 seeds a CI cannot reach beyond [min, max].",
+        "",
+    ]
+    groups, order, metrics = results["groups"], results["group_order"], results["metrics"]
+    if not order:
+        lines += ["**No completed runs: nothing to compare.**", ""]
+    else:
+        lines += ["## Overview: IQM [95 % CI]", ""]
+        header = "| group | n | " + " | ".join(f"{m} {arrow(m)}".rstrip() for m in metrics) + " |"
+        lines += [header, "|" + "---|" * (2 + len(metrics))]
+        for label in order:
+            g = groups[label]
+            cells = [
+                f"{_fmt(g['metrics'][m]['iqm'])} {_fmt_ci(g['metrics'][m]['ci_iqm'])}"
+                for m in metrics
+            ]
+            lines.append(f"| {_md_escape(label)} | {g['n_runs']} | " + " | ".join(cells) + " |")
+        lines.append("")
+        notes = [(label, n) for label in order for n in groups[label]["notes"]]
+        if notes:
+            lines += (
+                ["Notes:", ""] + [f"- **{_md_escape(label)}**: {n}" for label, n in notes] + [""]
+            )
+        for m in metrics:
+            lines += [f"### {m} ({better(m, words=True)})", ""]
+            lines += [
+                "| group | n | mean | 95 % CI (mean) | IQM | 95 % CI (IQM) | min | max | note |"
+            ]
+            lines += ["|---|---|---|---|---|---|---|---|---|"]
+            for label in order:
+                e = groups[label]["metrics"][m]
+                lines.append(
+                    f"| {_md_escape(label)} | {e['n']} | {_fmt(e['mean'])} | {_fmt_ci(e['ci_mean'])} | "
+                    f"{_fmt(e['iqm'])} | {_fmt_ci(e['ci_iqm'])} | {_fmt(e.get('min'))} | "
+                    f"{_fmt(e.get('max'))} | {e.get('note', '')} |"
+                )
+            lines.append("")
+    for comp in results["comparisons"]:
+        a, b = comp["a"], comp["b"]
+        lines += [
+            f"## Probability of improvement: {a} vs {b}",
+            "",
+            f"P({a} better than {b}): the chance that a run of {a} beats a run of {b} (ties count ½; "
+            "for lower-is-better metrics, better = lower).",
+            "",
+            "| metric | P(A better) | 95 % CI | n (A, B) | note |",
+            "|---|---|---|---|---|",
+        ]
+        for m, row in comp["metrics"].items():
+            n = row.get("n", ["", ""])
+            lines.append(
+                f"| {m} | {_fmt(row['poi'], 3)} | {_fmt_ci(row['ci'])} | {n[0]}, {n[1]} | {row.get('note', '')} |"
+            )
+        lines.append("")
+    figures = results.get("figures") or {}
+    if figures.get("curves"):
+        lines += ["## Learning curves", ""]
+        for key, entry in figures["curves"].items():
+            lines += [f"### {key}", "", f"![{key}]({entry['file']})", ""]
+            lines.append(
+                f"Mean over seeds with a 95 % bootstrap band; dashed lines: drift events "
+                f"({entry['drift_events']} distinct steps). Step grid:"
+            )
+            lines += [f"- {_md_escape(label)}: {how}" for label, how in entry["grid"].items()] + [
+                ""
+            ]
+    if figures.get("final_metrics"):
+        lines += ["## Final metrics", "", f"![final metrics]({figures['final_metrics']})", ""]
+    for hm in figures.get("heatmaps") or []:
+        facet = ", ".join(f"{k}={v}" for k, v in hm["facet"].items())
+        lines += [
+            f"## Heat map: {hm['metric']} over {hm['x']} × {hm['y']}"
+            + (f" ({facet})" if facet else ""),
+            "",
+        ]
+        lines += [f"![heat map]({hm['file']})", ""]
+    bad = results["not_completed"]
+    lines += ["## Failed, interrupted and missing runs", ""]
+    if not bad:
+        lines += ["None: every run completed.", ""]
+    else:
+        lines += ["| run | status | overrides | error |", "|---|---|---|---|"]
+        for r in bad:
+            lines.append(
+                f"| `{_md_escape(r['path'])}` | **{r['status']}** | {_md_escape(' '.join(r['overrides']))} | "
+                f"{_md_escape(r['error'] or '')} |"
+            )
+        lines.append("")
+    lines += ["## Runs", "", "| group | seed | status | source | path |", "|---|---|---|---|---|"]
+    for r in results["runs"]:
+        lines.append(
+            f"| {_md_escape(r['group'] or '')} | {r['seed'] if r['seed'] is not None else ''} | {r['status']} | "
+            f"{r['source']} | `{_md_escape(r['path'])}` |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_outputs(
+    runs: list[Run], results: dict[str, Any], settings: Settings, out_dir: Path
+) -> None:
+    (out_dir / "report.md").write_text(render_markdown(results))
+    (out_dir / "results.json").write_text(
+        json.dumps(_nan_to_none(results), indent=2, allow_nan=False) + "\n"
+    )
+    with open(out_dir / "runs.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        metrics = results["metrics"]
+        writer.writerow(["group", "seed", "status", "source", "path", *metrics, "error"])
+        for run in runs:
+            label = group_label(run, settings.by) if run.config or run.choices else ""
+            writer.writerow(
+                [
+                    label,
+                    run.seed,
+                    run.status,
+                    run.source,
+                    run.path,
+                    *(run.metric(m) for m in metrics),
+                    run.error or "",
+                ]
+            )

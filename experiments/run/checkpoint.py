@@ -1,0 +1,92 @@
+"""Writing and restoring a complete checkpoint of a run — without pickle.
+
+A checkpoint (a directory that :class:`~experiments.run.rundir.RunDir` renames into place whole)
+holds the agent (``agent.save``; with its replay buffer when the agent's
+``save_accepts_replay`` trait says it can and ``protocol.checkpoint_replay`` asks for it) and
+everything else as plain data (:mod:`experiments.run.plain_data`: JSON + ``.npz``): the protocol's
+state (clock, parts), the training env's ``state_dict()``, the metric writer's position and the
+global RNG states (Python's ``random`` as lists, numpy's legacy state as an array, torch's as a
+tensor), which SB3 draws from.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.base import Agent, ContinuesStream, Resumable, agent_traits
+from experiments.run.plain_data import load_plain, save_plain
+from experiments.run.rundir import Checkpoint, RunDir, RunDirError
+
+if TYPE_CHECKING:
+    from experiments.run.protocol import LifelongProtocol
+
+FORMAT = 2  # 1: the pickled state.pkl of earlier versions
+
+
+def global_rng_state() -> dict[str, Any]:
+    import torch
+
+    numpy_state = np.random.get_state()  # noqa: NPY002 — SB3 draws from the global numpy RNG
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+
+
+def _env_state(env: Any) -> dict[str, Any]:
+    if not isinstance(env, Resumable):
+        raise TypeError(f"the training env {type(env).__name__} has no state_dict(): cannot resume")
+    return env.state_dict()
+
+
+def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
+    """Write the checkpoint of ``protocol``'s current step; returns its path."""
+    with run_dir.new_checkpoint(protocol.num_timesteps) as ckpt:
+        if protocol.settings.checkpoint_replay and agent_traits(agent).save_accepts_replay:
+            agent.save(ckpt.agent, include_replay=True)  # type: ignore[call-arg]
+        else:
+            agent.save(ckpt.agent)
+        payload = {
+            "format": FORMAT,
+            "agent_class": f"{type(agent).__module__}.{type(agent).__qualname__}",
+            "protocol": protocol.state_dict(),
+            "settings": asdict(protocol.settings),
+            "env": _env_state(protocol.train_env),
+            "writer": protocol.writer.state_dict(),
+            "rng": global_rng_state(),
+        }
+        save_plain(payload, ckpt.state, ckpt.arrays)
+    return run_dir.checkpoint_path(protocol.num_timesteps)
+
+
+def restore(ckpt: Checkpoint, protocol: LifelongProtocol, agent_cls: type[Agent]) -> Agent:
+    """Put the run back where ``ckpt`` was taken; returns the agent (``agent_cls.load``)."""
+    if ckpt.legacy:
+        raise RunDirError(
+            f"{ckpt.path} was written by an earlier version (pickled state.pkl), which cannot be "
+            "resumed any more: start a fresh run"
+        )
+    payload = load_plain(ckpt.state, ckpt.arrays)
+    agent = agent_cls.load(ckpt.agent, env=protocol.train_env)
+    env = protocol.train_env
+    if not isinstance(env, Resumable):
+        raise TypeError(f"the training env {type(env).__name__} has no load_state_dict()")
+    env.load_state_dict(payload["env"])
+    protocol.writer.load_state_dict(payload["writer"])
+    set_global_rng_state(payload["rng"])
+    protocol.load_state_dict(payload["protocol"])
+    # Hand the agent the observation (and info) it was about to act on: an agent without them
+    # would reset, i.e. re-seed and re-create, the world at the next learn().
+    if isinstance(agent, ContinuesStream) and protocol.state.last_obs is not None:
+        agent.continue_stream(protocol.state.last_obs, protocol.state.last_info)
+    return agent

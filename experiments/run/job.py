@@ -1,0 +1,334 @@
+"""One run, from a composed config to a finished run dir: the runner's lifecycle.
+
+    config → validate → RunDir (lock, record, config.yaml) → env + agent + sinks
+           → LifelongProtocol.run(agent) → summary.json → the optimised metric
+
+:func:`run` is what ``recsim-train`` (through ``@hydra.main``), ``recsim-tune`` (through the compose
+API) and the tests call. It returns ``summary[optimize_metric]`` so that sweepers (Optuna,
+Nevergrad, ...) can optimise it.
+
+Failures: in a single run the exception propagates (non-zero exit, full message). In a multirun a
+failing job writes ``error.txt`` and a ``summary.json`` with ``status: failed``, logs the error and
+returns NaN, so that the other jobs still run (the Hydra callback
+:class:`experiments.integrations.hydra_callbacks.FailureReport` lists them at the end).
+
+Resume: ``resume=true`` continues the run in the current output dir, ``resume=<dir>`` the run in
+``<dir>`` (the console script routes Hydra's output dir there). The run continues with its saved
+``config.yaml`` (a ``protocol.total_steps=`` on the command line may extend it); other command-line
+overrides are ignored with a warning. A run that was already completed is not trained again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import gymnasium
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from agents.base import Agent
+from experiments.analysis.schema import run_name
+from experiments.run import console
+from experiments.run.config import (
+    ConfigError,
+    EnvConfig,
+    instantiate_checked,
+    validate,
+)
+from experiments.run.protocol import LifelongProtocol, RunInterrupted
+from experiments.run.rundir import (
+    RUNNING,
+    Checkpoint,
+    JobRecord,
+    RunDir,
+    RunDirError,
+    RunDirInUse,
+    clean_choices,
+    override_key,
+)
+from experiments.run.sinks import MetricSink, MetricWriter, RunContext
+from recsim_env.vector_env import RecSimVectorEnv
+
+log = logging.getLogger("experiments.run")
+
+RESUMABLE_OVERRIDES = ("protocol.total_steps",)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the launcher knows about this job (empty outside a Hydra job)."""
+
+    output_dir: Path | None = None
+    multirun: bool = False
+    choices: dict[str, str] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    sweep_dir: Path | None = None
+    job_num: int | None = None
+
+    @classmethod
+    def from_hydra(cls) -> JobInfo:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return cls()
+        hc = HydraConfig.get()
+        multirun = hc.mode == RunMode.MULTIRUN
+        return cls(
+            output_dir=Path(hc.runtime.output_dir),
+            multirun=multirun,
+            choices=clean_choices(hc.runtime.choices),
+            overrides=[str(o) for o in hc.overrides.task],
+            sweep_dir=Path(hc.sweep.dir) if multirun else None,
+            job_num=cast(Any, hc.job).get("num"),
+        )
+
+
+# ---------------------------------------------------------------------------------------- the run
+def run(
+    cfg: DictConfig,
+    run_dir: str | Path | None = None,
+    *,
+    multirun: bool | None = None,
+    overrides: Sequence[str] | None = None,
+    choices: Mapping[str, str] | None = None,
+    on_eval: Callable[[int, Mapping[str, Any]], None] | None = None,
+) -> float:
+    """Run one job; return ``summary[cfg.optimize_metric]`` (NaN for a failed multirun job).
+
+    Outside ``@hydra.main`` (e.g. with the compose API) pass ``run_dir``; ``multirun``,
+    ``overrides`` and the group ``choices`` default to what Hydra says about the current job.
+    ``on_eval(step, summary)`` is called after every evaluation (``recsim-tune`` prunes there).
+    """
+    hydra_job = JobInfo.from_hydra()
+    path = Path(run_dir) if run_dir is not None else hydra_job.output_dir
+    if path is None:
+        raise ValueError("run(cfg) outside a Hydra app needs run_dir")
+    job = JobInfo(
+        output_dir=path,
+        multirun=hydra_job.multirun if multirun is None else multirun,
+        choices=dict(hydra_job.choices if choices is None else clean_choices(choices)),
+        overrides=list(hydra_job.overrides if overrides is None else overrides),
+        sweep_dir=hydra_job.sweep_dir,
+        job_num=hydra_job.job_num,
+    )
+    rd = RunDir(path).create()
+    try:
+        with rd.lock():
+            try:
+                return _run(cfg, rd, job, on_eval)
+            except RunDirError:
+                raise  # never overwrite another run's record
+            except BaseException as exc:  # KeyboardInterrupt too: the record must say what happened
+                if not isinstance(exc, RunInterrupted):
+                    rd.record_failure(exc)
+                raise
+    except RunInterrupted as exc:
+        log.warning("%s. Resume with: recsim-train resume=%s", exc, rd)
+        if job.multirun:
+            return math.nan
+        raise
+    except Exception as exc:
+        if job.multirun:
+            log.error("job failed (%s): %s: %s", rd, type(exc).__name__, exc)
+            return math.nan
+        raise
+
+
+def _resolve_resume(
+    cfg: DictConfig, rd: RunDir, overrides: Sequence[str]
+) -> tuple[DictConfig, Checkpoint | None]:
+    """Decide the config and the checkpoint of this run (see module doc)."""
+    resume = cfg.get("resume", False)
+    if isinstance(resume, str) and resume.lower() in ("true", "false"):
+        resume = resume.lower() == "true"
+    checkpoint = rd.latest_checkpoint()
+    if not resume:
+        if checkpoint is not None:
+            raise RunDirInUse(
+                f"{rd} already holds a run (checkpoint {checkpoint.path.name}); pass resume=true "
+                "to continue it, or choose another output dir (hydra.run.dir=...)"
+            )
+        return cfg, None
+    if isinstance(resume, str) and Path(resume).resolve() != rd.path.resolve():
+        raise ConfigError(
+            f"resume={resume} but this job writes to {rd}: run `recsim-train resume={resume}` "
+            f"(the console script routes the output dir) or add hydra.run.dir={resume}"
+        )
+    saved = rd.load_config()
+    if checkpoint is None or saved is None:
+        log.warning("resume: nothing to resume in %s; starting a fresh run", rd)
+        return cfg, None
+    given = {override_key(o): o for o in overrides}
+    ignored = [
+        o
+        for k, o in given.items()
+        if k != "resume" and k not in RESUMABLE_OVERRIDES and not k.startswith("hydra")
+    ]
+    if ignored:
+        log.warning(
+            "resume: the run continues with its saved config; ignoring overrides %s", ignored
+        )
+    for key in RESUMABLE_OVERRIDES:
+        if key in given:
+            OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
+    saved.resume = True
+    return saved, checkpoint
+
+
+def _record_job(rd: RunDir, cfg: DictConfig, job: JobInfo, resumed: bool) -> JobRecord:
+    """``run.json``: on a resume the run keeps its identity; a resumable override is updated."""
+    record = rd.job()
+    config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+    if resumed and (record.overrides or record.choices):
+        given = {override_key(o): o for o in job.overrides}
+        kept = [
+            given.get(override_key(o), o) if override_key(o) in RESUMABLE_OVERRIDES else o
+            for o in record.overrides
+        ]
+        have = {override_key(o) for o in kept}
+        kept += [o for k, o in given.items() if k in RESUMABLE_OVERRIDES and k not in have]
+        record.overrides = kept
+    else:
+        record.choices = dict(job.choices)
+        record.overrides = list(job.overrides)
+    record.name = run_name(config, record.choices, job.job_num if job.multirun else None)
+    record.group = job.sweep_dir.name if job.sweep_dir is not None else ""
+    rd.write_job(record)
+    _ = rd.run_id  # created once, kept across resumes
+    return rd.job()
+
+
+def _run(
+    cfg: DictConfig,
+    rd: RunDir,
+    job: JobInfo,
+    on_eval: Callable[[int, Mapping[str, Any]], None] | None,
+) -> float:
+    cfg, checkpoint = _resolve_resume(cfg, rd, job.overrides)
+    typed = validate(cfg)
+    top, env_cfg, protocol_cfg = typed.top, typed.env, typed.protocol
+    given = {override_key(o) for o in job.overrides}
+    if checkpoint is None or any(k in given for k in RESUMABLE_OVERRIDES):
+        rd.save_config(cfg)
+    record = _record_job(rd, cfg, job, resumed=checkpoint is not None)
+    rd.clear_error()
+    rd.remove_stale_temporaries()
+
+    seed_everything(top.seed, top.torch_threads)
+    train_env = make_env(env_cfg)
+    writer: MetricWriter | None = None
+    try:
+        train_env.reset(seed=top.seed)  # a seeded world even for agents that reset without a seed
+        agent: Agent = instantiate_checked(cfg.agent, "agent", env=train_env)
+        config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+        context = RunContext(
+            run_dir=rd.path,
+            config=config,
+            run_id=record.run_id,
+            name=record.name,
+            group=record.group,
+            resumed=checkpoint is not None,
+            choices=dict(record.choices),
+        )
+        writer = MetricWriter(build_sinks(cfg, context), run_dir=rd)
+        core = train_env.unwrapped
+        assert isinstance(core, RecSimVectorEnv)
+
+        def make_eval_env() -> RecSimVectorEnv:
+            return RecSimVectorEnv(
+                num_envs=protocol_cfg.eval_episodes, world=core.world, **core.config.to_dict()
+            )
+
+        protocol = LifelongProtocol(
+            train_env, make_eval_env, writer, protocol_cfg, rd, on_eval=on_eval
+        )
+        if checkpoint is not None:
+            log.info("resuming from %s", checkpoint.path)
+            agent = protocol.restore(checkpoint, type(agent))
+        log.info(
+            "run dir %s | agent %s | env %s x%d | %d user-steps",
+            rd,
+            cfg.agent._target_,
+            env_cfg.id,
+            env_cfg.num_envs,
+            protocol_cfg.total_steps,
+        )
+        # summary.json is readable from the start (status "running"), updated at every checkpoint
+        writer.write_summary(protocol.summary(status=RUNNING), sinks=False)
+        start = time.perf_counter()
+        with (
+            console.progress(top.progress and not job.multirun, protocol),
+            console.stop_on_signals(protocol),
+        ):
+            summary = protocol.run(agent)
+        summary["wall_time_s"] = time.perf_counter() - start
+        summary["run_dir"] = str(rd)
+        writer.write_summary(summary)
+        if job.multirun:
+            log.info(
+                "done: online/reward=%.4g eval/return=%.4g (%s)",
+                summary["online/reward"],
+                summary["eval/return"],
+                rd,
+            )
+        else:
+            console.print_summary(summary, rd.path)
+        value = summary.get(top.optimize_metric, math.nan)
+        return float(value) if value is not None else math.nan
+    finally:
+        if writer is not None:
+            writer.close()
+        train_env.close()
+
+
+def seed_everything(seed: int, torch_threads: int) -> None:
+    """Seed the global RNGs (some libraries, e.g. SB3, draw from them) and set torch's threads."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 — SB3 draws from the global numpy RNG
+    torch.manual_seed(seed)
+    torch.set_num_threads(torch_threads)
+
+
+def make_env(env_cfg: EnvConfig) -> gymnasium.vector.VectorEnv:
+    """The training env (``gymnasium.make_vec`` of a registered recsim id)."""
+    import recsim_env  # noqa: F401 — registers the ids
+
+    try:
+        return gymnasium.make_vec(env_cfg.id, num_envs=env_cfg.num_envs, **env_cfg.make_kwargs())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid env config for {env_cfg.id} (env.kwargs): {exc}") from exc
+
+
+def build_sinks(cfg: DictConfig, context: RunContext) -> list[MetricSink]:
+    """The metric sinks of ``logger.sinks``; one whose package is missing is skipped (a warning)."""
+    from hydra.utils import get_class
+
+    sinks = []
+    for name, sink_cfg in (cfg.logger.get("sinks") or {}).items():
+        if sink_cfg is None:
+            continue
+        try:
+            get_class(sink_cfg._target_)
+        except Exception as exc:  # an optional sink (e.g. W&B) whose module is not installed
+            log.warning(
+                "metric sink %r (%s) is not available, skipping it: %s",
+                name,
+                sink_cfg._target_,
+                exc,
+            )
+            continue
+        try:
+            sinks.append(instantiate_checked(sink_cfg, f"logger.sinks.{name}", context=context))
+        except ImportError as exc:  # e.g. the W&B sink without wandb installed
+            log.warning("metric sink %r needs a missing package, skipping it: %s", name, exc)
+    return sinks

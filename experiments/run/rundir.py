@@ -1,0 +1,496 @@
+"""The run directory: the one place that knows its file names, its status values and how it is
+written, so that a crash at any moment leaves every file readable.
+
+Every writer (the runner, the protocol's checkpoints, ``recsim-tune``) and every reader
+(``recsim-compare``, the Hydra failure report, ``make run``) goes through :class:`RunDir`. A run
+dir holds::
+
+    config.yaml        the resolved config (what a resume continues with)
+    run.json           the run's record: stable id, name, group, Hydra group choices, overrides
+    metrics.csv        long format step,key,value (appended in whole lines)
+    summary.json       flat metrics + status (running | completed | failed | interrupted | pruned)
+    error.txt          the traceback of a failed run
+    checkpoints/step_<012d>/   agent + state.json + arrays.npz (no pickle)
+    train.log, stdout.txt, .hydra/, wandb/     written by Hydra / recsim-tune / W&B
+    .lock              held (flock) by the process that writes the run
+
+JSON files are written to a temporary file and renamed into place; a checkpoint is assembled in a
+temporary directory and renamed whole. :meth:`RunDir.lock` makes a second writer fail fast instead
+of interleaving two runs in one directory; a lock held by a process that died is released by the
+kernel, so a killed run can always be resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import shutil
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+from recsim_env.validation import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Status values of summary.json (what a writer records) ...
+RUNNING: Final = "running"
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+INTERRUPTED: Final = "interrupted"
+PRUNED: Final = "pruned"  # stopped early by recsim-tune's pruner: not a failure
+STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, PRUNED)
+# ... and what a reader may find besides
+MISSING: Final = "missing"  # no record at all (never started, or only expected by a sweep)
+
+
+class RunDirError(ConfigError):
+    """The run dir cannot be used as asked (a user error: the message says what to do)."""
+
+
+class RunDirInUse(RunDirError):
+    """The output dir already holds a run and ``resume`` was not asked for."""
+
+
+class RunDirLocked(RunDirError):
+    """Another live process is writing this run dir."""
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as JSON so that readers never see a half-written file (write + rename)."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=True) + "\n"
+    write_text_atomic(path, text)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """numpy scalars/arrays → Python; leaves NaN as NaN (JSON readers of pandas/json accept it)."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy scalar or array
+        return to_jsonable(obj.tolist())
+    return obj
+
+
+@dataclass
+class JobRecord:
+    """``run.json``: who the run is. ``choices``/``overrides`` are what ``recsim-compare`` groups by
+    and matches against a sweep's expected jobs; ``run_id`` stays the same across resumes."""
+
+    run_id: str = ""
+    name: str = ""
+    group: str = ""
+    choices: dict[str, str] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a reader makes of a run dir: its status and, if it did not complete, why."""
+
+    status: str
+    error: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One complete checkpoint directory and the names inside it."""
+
+    path: Path
+
+    @property
+    def step(self) -> int:
+        return int(self.path.name[len(RunDir.CHECKPOINT_PREFIX) :])
+
+    @property
+    def agent(self) -> Path:
+        return self.path / "agent"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def arrays(self) -> Path:
+        return self.path / "arrays.npz"
+
+    @property
+    def legacy(self) -> bool:
+        """Written before checkpoints dropped pickle (``state.pkl``): not resumable any more."""
+        return (self.path / "state.pkl").exists() and not self.state.exists()
+
+
+class RunDir:
+    """A run's output directory (see the module doc for its layout)."""
+
+    CONFIG = "config.yaml"
+    RECORD = "run.json"
+    METRICS = "metrics.csv"
+    SUMMARY = "summary.json"
+    ERROR = "error.txt"
+    CHECKPOINTS = "checkpoints"
+    CHECKPOINT_PREFIX = "step_"
+    LOG = "train.log"
+    STDOUT = "stdout.txt"
+    LOCK = ".lock"
+    HYDRA = ".hydra"
+    LEGACY_RUN_ID = ".run_id"  # run dirs written before run.json
+    MARKERS = (SUMMARY, METRICS, CONFIG, ERROR, RECORD)
+    NOT_RUNS = frozenset({"wandb", CHECKPOINTS, HYDRA, "__pycache__"})  # never hold a run
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # ------------------------------------------------------------------------------ paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / self.SUMMARY
+
+    @property
+    def error_path(self) -> Path:
+        return self.path / self.ERROR
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.path / self.STDOUT
+
+    # ------------------------------------------------------------------------------ discovery
+    @classmethod
+    def is_run_dir(cls, path: str | Path) -> bool:
+        path = Path(path)
+        return path.is_dir() and (
+            any((path / m).exists() for m in cls.MARKERS) or (path / cls.HYDRA).is_dir()
+        )
+
+    @classmethod
+    def find(cls, root: str | Path) -> list[RunDir]:
+        """Run dirs at or under ``root`` (natural order: job ``10`` after job ``9``)."""
+        root = Path(root)
+        if cls.is_run_dir(root):
+            return [cls(root)]
+        found: list[RunDir] = []
+        for child in sorted(root.iterdir(), key=natural_key):
+            if child.is_dir() and child.name not in cls.NOT_RUNS and not child.is_symlink():
+                found.extend(cls.find(child))
+        return found
+
+    # ------------------------------------------------------------------------------ lifecycle
+    def create(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RunDir]:
+        """Hold the run dir for this process (an OS lock, released when the process dies).
+
+        A second writer raises :class:`RunDirLocked` naming the dir and the holder's pid.
+        """
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, the run goes on
+            yield self
+            return
+        self.create()
+        path = self.path / self.LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirLocked(
+                f"{self.path} is being written by another process (pid {holder}): wait for it "
+                "to end (or stop it), or choose another output dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        try:
+            yield self
+        finally:
+            self._lock_fd = None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # releases the flock
+
+    def remove_stale_temporaries(self) -> None:
+        """Half-written files of a killed earlier attempt (they were never renamed into place)."""
+        for tmp in self.path.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        if self.checkpoint_dir.is_dir():
+            for tmp in self.checkpoint_dir.glob(".tmp-*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------ config
+    def save_config(self, cfg: Any) -> None:
+        """The resolved config (an OmegaConf node), written atomically."""
+        from omegaconf import OmegaConf
+
+        write_text_atomic(self.config_path, OmegaConf.to_yaml(cfg, resolve=True))
+
+    def load_config(self) -> Any:
+        """The saved config as an OmegaConf node (``None`` if there is none)."""
+        from omegaconf import OmegaConf
+
+        return OmegaConf.load(self.config_path) if self.config_path.exists() else None
+
+    def read_config(self) -> dict[str, Any]:
+        """The saved config as plain data (Hydra's ``.hydra/config.yaml`` if ours is absent)."""
+        for path in (self.config_path, self.path / self.HYDRA / "config.yaml"):
+            if path.exists():
+                return _read_yaml(path) or {}
+        return {}
+
+    # ------------------------------------------------------------------------------ record
+    @property
+    def run_id(self) -> str:
+        """A short id that stays the same when the run is resumed (created on first use)."""
+        record = self.job()
+        if record.run_id:
+            return record.run_id
+        record.run_id = uuid.uuid4().hex[:12]
+        self.write_job(record)
+        return record.run_id
+
+    def job(self) -> JobRecord:
+        """``run.json``; for run dirs without one, what Hydra's ``.hydra/`` files say."""
+        path = self.path / self.RECORD
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                return JobRecord(**{k: data[k] for k in asdict(JobRecord()) if k in data})
+            except (ValueError, TypeError) as exc:
+                log.warning("unreadable %s: %s", path, exc)
+        record = JobRecord()
+        legacy_id = self.path / self.LEGACY_RUN_ID
+        if legacy_id.exists():
+            record.run_id = legacy_id.read_text().strip()
+        hydra_dir = self.path / self.HYDRA
+        if (hydra_dir / "hydra.yaml").exists():
+            hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}
+            choices = ((hydra_cfg.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+            record.choices = clean_choices(choices)
+        if (hydra_dir / "overrides.yaml").exists():
+            record.overrides = [str(o) for o in _read_yaml(hydra_dir / "overrides.yaml") or []]
+        return record
+
+    def write_job(self, record: JobRecord) -> None:
+        write_json_atomic(self.path / self.RECORD, asdict(record))
+
+    # ------------------------------------------------------------------------------ summary
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        write_json_atomic(self.summary_path, summary)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """``summary.json`` (``None`` if absent); raises ``ValueError`` if it does not parse."""
+        if not self.summary_path.exists():
+            return None
+        return json.loads(self.summary_path.read_text())
+
+    def record_failure(self, exc: BaseException) -> None:
+        """``error.txt`` (the traceback) and ``status: failed`` (partial metrics kept)."""
+        self.create()
+        write_text_atomic(self.error_path, "".join(traceback.format_exception(exc)))
+        self.set_status(FAILED, error=f"{type(exc).__name__}: {exc}")
+
+    def set_status(self, status: str, **fields: Any) -> dict[str, Any]:
+        """Update the status (and ``fields``) of ``summary.json``, keeping its metrics."""
+        if status not in STATUSES:
+            raise ValueError(f"status={status!r}; allowed: {STATUSES}")
+        try:
+            summary = self.read_summary() or {}
+        except ValueError:
+            summary = {}
+        if status != FAILED:
+            summary.pop("error", None)
+            self.clear_error()
+        summary.update(fields, status=status)
+        self.write_summary(summary)
+        return summary
+
+    def clear_error(self) -> None:
+        self.error_path.unlink(missing_ok=True)
+
+    def state(self) -> RunState:
+        """The run's status as a reader sees it, with a reason when it did not complete."""
+        summary: dict[str, Any] = {}
+        error: str | None = None
+        try:
+            loaded = self.read_summary()
+        except ValueError as exc:
+            return RunState(FAILED, f"unreadable {self.SUMMARY}: {exc}")
+        if loaded is not None:
+            summary = loaded
+            status = str(summary.get("status", COMPLETED))
+        elif self.error_path.exists():
+            status = FAILED
+        else:
+            return RunState(
+                MISSING, f"no {self.SUMMARY} (not started, still starting, or killed)", {}
+            )
+        if summary.get("error"):
+            error = str(summary["error"])
+        elif status == FAILED and self.error_path.exists():
+            lines = self.error_path.read_text(errors="replace").strip().splitlines()
+            error = lines[-1] if lines else f"failed (empty {self.ERROR})"
+        if status == RUNNING:
+            error = error or "incomplete: still running, or killed without a record (resume it)"
+        elif status == INTERRUPTED:
+            error = error or "interrupted (checkpointed; resume it with resume=true)"
+        return RunState(status, error, summary)
+
+    # ------------------------------------------------------------------------------ metrics
+    def open_metrics(self, *, append: bool) -> IO[bytes]:
+        """``metrics.csv`` unbuffered: every ``write`` is one system call of whole lines."""
+        self.create()
+        mode = "ab" if append and self.metrics_path.exists() else "wb"
+        return open(self.metrics_path, mode, buffering=0)  # the sink owns (and closes) it
+
+    def read_metrics(self) -> list[tuple[int, str, float]]:
+        """Rows of ``metrics.csv``; a torn last line (a crash mid-write) or a bad value is skipped."""
+        return read_metrics_csv(self.metrics_path)
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def checkpoints(self) -> list[Checkpoint]:
+        """Complete checkpoints, oldest first."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        prefix = self.CHECKPOINT_PREFIX
+        found = [
+            Checkpoint(p)
+            for p in self.checkpoint_dir.iterdir()
+            if p.is_dir() and p.name.startswith(prefix) and p.name[len(prefix) :].isdigit()
+        ]
+        return sorted(found, key=lambda c: c.step)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoint_dir / f"{self.CHECKPOINT_PREFIX}{int(step):012d}"
+
+    @contextlib.contextmanager
+    def new_checkpoint(self, step: int) -> Iterator[Checkpoint]:
+        """Yield a temporary checkpoint to fill; it is renamed into place whole on success."""
+        final = self.checkpoint_path(step)
+        tmp = self.checkpoint_dir / f".tmp-{final.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            yield Checkpoint(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if (
+            final.exists()
+        ):  # the same step checkpointed twice (e.g. stop right after a periodic one)
+            shutil.rmtree(final)
+        tmp.rename(final)  # atomic: the checkpoint appears whole
+
+    def prune_checkpoints(self, keep: int) -> None:
+        for old in self.checkpoints()[:-keep]:
+            shutil.rmtree(old.path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def natural_key(path: Path) -> tuple:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
+
+
+def clean_choices(choices: Mapping[Any, Any]) -> dict[str, str]:
+    """Hydra's group choices without its own ``hydra/*`` groups and unset (``null``) groups."""
+    return {
+        str(k): str(v)
+        for k, v in choices.items()
+        if v is not None and not str(k).startswith("hydra")
+    }
+
+
+def read_metrics_csv(path: str | Path) -> list[tuple[int, str, float]]:
+    """Rows of a long-format metrics file; torn or malformed lines are skipped."""
+    rows: list[tuple[int, str, float]] = []
+    path = Path(path)
+    if not path.exists():
+        return rows
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)  # header
+        for row in reader:
+            if len(row) != 3:
+                continue
+            try:
+                rows.append((int(row[0]), row[1], float(row[2])))
+            except ValueError:
+                continue
+    return rows
+
+
+def _read_yaml(path: Path) -> Any:
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.load(path)
+    try:
+        return OmegaConf.to_container(conf, resolve=True)
+    except Exception:  # an interpolation that needs Hydra's resolvers (${now:...}, ${hydra:...})
+        return OmegaConf.to_container(conf, resolve=False)
+
+
+def override_key(override: str) -> str:
+    """``+agent.lr=1`` → ``agent.lr``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def same_job(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether two override lists describe the same job (``resume`` and ``hydra.*`` ignored)."""
+
+    def identity(overrides: Sequence[str]) -> list[str]:
+        return sorted(
+            o
+            for o in overrides
+            if override_key(o) != "resume" and not override_key(o).startswith("hydra")
+        )
+
+    return identity(a) == identity(b)

@@ -1,0 +1,150 @@
+"""The run dir (its record, statuses, atomic writes, checkpoints) and the pickle-free state format."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.run.plain_data import NotPlainData, is_plain, load_plain, save_plain
+from experiments.run.rundir import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    MISSING,
+    PRUNED,
+    RUNNING,
+    JobRecord,
+    RunDir,
+    RunDirLocked,
+    same_job,
+)
+
+
+def test_statuses_as_writers_record_them_and_readers_see_them(run_dir):
+    rd = RunDir(run_dir)
+    assert rd.state().status == MISSING and not RunDir.is_run_dir(run_dir)
+    rd.create()
+    rd.write_summary({"status": RUNNING, "online/reward": 0.5, "x": np.float32(0.25)})
+    assert RunDir.is_run_dir(run_dir)
+    state = rd.state()
+    assert state.status == RUNNING and "resume" in state.error and state.summary["x"] == 0.25
+    try:
+        raise RuntimeError("simulated crash")
+    except RuntimeError as exc:
+        rd.record_failure(exc)
+    state = rd.state()
+    assert state.status == FAILED and state.error == "RuntimeError: simulated crash"
+    assert state.summary["online/reward"] == 0.5  # partial metrics kept
+    assert "Traceback" in rd.error_path.read_text()
+    rd.set_status(PRUNED, pruned_at_step=64)
+    state = rd.state()
+    assert state.status == PRUNED and state.error is None and not rd.error_path.exists()
+    rd.set_status(INTERRUPTED)
+    assert "resume it" in rd.state().error
+    rd.set_status(COMPLETED)
+    assert rd.state() == rd.state() and rd.state().error is None
+    with pytest.raises(ValueError, match="status='done'"):
+        rd.set_status("done")
+    rd.summary_path.write_text("{torn")
+    assert rd.state().status == FAILED and "unreadable" in rd.state().error
+    assert not list(run_dir.glob(".*.tmp"))  # every write was renamed into place
+
+
+def test_the_record_keeps_its_id_and_old_dirs_read_from_hydra(run_dir):
+    rd = RunDir(run_dir).create()
+    rd.write_job(JobRecord(name="a", choices={"agent": "dqn"}, overrides=["agent=dqn"]))
+    run_id = rd.run_id
+    assert len(run_id) == 12 and RunDir(run_dir).run_id == run_id
+    assert json.loads((run_dir / RunDir.RECORD).read_text())["run_id"] == run_id
+    old = RunDir(run_dir.parent / "old").create()
+    (old.path / ".hydra").mkdir()
+    (old.path / ".hydra" / "overrides.yaml").write_text("- seed=3\n")
+    (old.path / ".run_id").write_text("0123abcd\n")
+    assert old.job().overrides == ["seed=3"] and old.run_id == "0123abcd"
+
+
+def test_checkpoints_appear_whole_and_the_newest_are_kept(run_dir):
+    rd = RunDir(run_dir).create()
+    for step in (10, 20, 30):
+        with rd.new_checkpoint(step) as ckpt:
+            (ckpt.path / "x").write_text(str(step))
+    with pytest.raises(RuntimeError), rd.new_checkpoint(40) as ckpt:
+        (ckpt.path / "x").write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert [c.step for c in rd.checkpoints()] == [10, 20, 30]  # no trace of step 40
+    assert not list(rd.checkpoint_dir.glob(".tmp-*"))
+    rd.prune_checkpoints(keep=1)
+    assert [c.step for c in rd.checkpoints()] == [30] and rd.latest_checkpoint().step == 30
+
+
+def test_one_writer_per_run_dir(run_dir):
+    rd = RunDir(run_dir)
+    with (
+        rd.lock(),
+        pytest.raises(RunDirLocked, match=rf"{run_dir}.*pid \d+"),
+        RunDir(run_dir).lock(),
+    ):
+        pass
+    with RunDir(run_dir).lock():  # released when the holder is done
+        pass
+
+
+def test_sweep_job_identity_ignores_resume_and_hydra_keys():
+    assert same_job(["agent=dqn", "seed=1"], ["seed=1", "agent=dqn", "resume=true"])
+    assert same_job(["a=1"], ["a=1", "hydra.run.dir=x"])
+    assert not same_job(["agent=dqn", "seed=1"], ["agent=dqn", "seed=2"])
+
+
+def test_plain_data_round_trips_every_type_a_checkpoint_holds(tmp_path):
+    state = {
+        "python_rng": random.getstate(),
+        "numpy_rng": np.random.get_state(),  # noqa: NPY002
+        "torch_rng": torch.get_rng_state(),
+        "info": {"clicked": np.array([True, False]), "clock": np.int64(7)},
+        "window": [1.5, 0.1 + 0.2, math.nan, math.inf, None, "s", 2**100],
+        "empty": [],
+    }
+    save_plain(state, tmp_path / "s.json", tmp_path / "a.npz")
+    back = load_plain(tmp_path / "s.json", tmp_path / "a.npz")
+    assert back["python_rng"] == state["python_rng"]  # tuples stay tuples: setstate takes it
+    random.setstate(back["python_rng"])
+    np.testing.assert_array_equal(back["numpy_rng"][1], state["numpy_rng"][1])
+    np.random.set_state(back["numpy_rng"])  # noqa: NPY002
+    assert torch.equal(back["torch_rng"], state["torch_rng"])
+    torch.set_rng_state(back["torch_rng"])
+    assert isinstance(back["info"]["clock"], np.int64) and back["info"]["clock"] == 7
+    np.testing.assert_array_equal(back["info"]["clicked"], [True, False])
+    assert back["window"][:2] == [1.5, 0.1 + 0.2] and math.isnan(back["window"][2])
+    assert back["window"][3:] == [math.inf, None, "s", 2**100] and back["empty"] == []
+    assert not is_plain({"x": object()}) and not is_plain(np.array([{}], dtype=object))
+    with pytest.raises(NotPlainData, match=r"state\.bad"):
+        save_plain({"bad": {1, 2}}, tmp_path / "s.json", tmp_path / "a.npz")
+
+
+class _Marker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_crafted_array_file_is_refused_not_executed(tmp_path):
+    """An .npz that smuggles a pickle (an object array) is rejected by allow_pickle=False."""
+    marker = tmp_path / "executed"
+    crafted = np.empty(1, dtype=object)
+    crafted[0] = _Marker(marker)
+    with open(tmp_path / "a.npz", "wb") as f:
+        np.savez(f, a0=crafted)
+    (tmp_path / "s.json").write_text(json.dumps({"x": {"__array__": "a0"}}))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_plain(tmp_path / "s.json", tmp_path / "a.npz")
+    assert not marker.exists()
+    assert pickle.dumps(_Marker(marker))  # (the payload itself is a working pickle)
