@@ -1,5 +1,7 @@
 """``python -m experiments.bench`` = ``recsim-bench``."""
 
+import sys
+
 from experiments.bench.cli import main
 
-main()
+sys.exit(main())

@@ -25,8 +25,15 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``recsim-bench`` (exit status 0; the results are printed and saved)."""
+    run_benchmarks(argv)
+    return 0
+
+
+def run_benchmarks(argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse ``argv``, run the benchmarks, print the tables, save the JSON; return the results."""
+    parser = argparse.ArgumentParser(prog="recsim-bench", description=__doc__)
     parser.add_argument("--out", default="bench_results/bench.json", help="where to save the JSON")
     parser.add_argument(
         "--seconds", type=float, default=1.0, help="minimum timing per simulator case"
