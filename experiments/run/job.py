@@ -199,11 +199,11 @@ def _record_job(rd: RunDir, cfg: DictConfig, job: JobInfo, resumed: bool) -> Job
     else:
         record.choices = dict(job.choices)
         record.overrides = list(job.overrides)
+    record.run_id = record.run_id or RunDir.new_run_id()  # created once, kept across resumes
     record.name = run_name(config, record.choices, job.job_num if job.multirun else None)
     record.group = job.sweep_dir.name if job.sweep_dir is not None else ""
     rd.write_job(record)
-    _ = rd.run_id  # created once, kept across resumes
-    return rd.job()
+    return record
 
 
 def _run(

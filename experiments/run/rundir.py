@@ -286,13 +286,12 @@ class RunDir:
     # ------------------------------------------------------------------------------ record
     @property
     def run_id(self) -> str:
-        """A short id that stays the same when the run is resumed (created on first use)."""
-        record = self.job()
-        if record.run_id:
-            return record.run_id
-        record.run_id = uuid.uuid4().hex[:12]
-        self.write_job(record)
-        return record.run_id
+        """The run's id ("" before the runner recorded one); it stays the same across resumes."""
+        return self.job().run_id
+
+    @staticmethod
+    def new_run_id() -> str:
+        return uuid.uuid4().hex[:12]
 
     def job(self) -> JobRecord:
         """``run.json``; for run dirs without one, what Hydra's ``.hydra/`` files say."""

@@ -59,8 +59,9 @@ def test_statuses_as_writers_record_them_and_readers_see_them(run_dir):
 
 def test_the_record_keeps_its_id_and_old_dirs_read_from_hydra(run_dir):
     rd = RunDir(run_dir).create()
-    rd.write_job(JobRecord(name="a", choices={"agent": "dqn"}, overrides=["agent=dqn"]))
-    run_id = rd.run_id
+    assert rd.run_id == ""
+    run_id = RunDir.new_run_id()
+    rd.write_job(JobRecord(run_id, "a", choices={"agent": "dqn"}, overrides=["agent=dqn"]))
     assert len(run_id) == 12 and RunDir(run_dir).run_id == run_id
     assert json.loads((run_dir / RunDir.RECORD).read_text())["run_id"] == run_id
     old = RunDir(run_dir.parent / "old").create()

@@ -366,14 +366,23 @@ def test_ndcg_of_perfect_reversed_and_tied_rankings():
 
 # ---------------------------------------------------------------------------------------- resume
 def test_existing_run_is_not_overwritten_and_a_completed_run_is_not_retrained(tmp_path, tiny_cfg):
-    first = run(tiny_cfg("agent=linucb"), run_dir=tmp_path)
+    first = run(tiny_cfg("agent=linucb"), run_dir=tmp_path, overrides=["agent=linucb"])
     csv = (tmp_path / "metrics.csv").read_bytes()
+    record = RunDir(tmp_path).job()
+    assert record.run_id and record.overrides == ["agent=linucb"]
     with pytest.raises(ConfigError, match="resume=true"):
         run(tiny_cfg("agent=linucb"), run_dir=tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
     assert not (tmp_path / "error.txt").exists()
-    again = run(tiny_cfg("agent=linucb", "resume=true"), run_dir=tmp_path)
+    again = run(
+        tiny_cfg("agent=linucb", "resume=true"),
+        run_dir=tmp_path,
+        overrides=["resume=true", "protocol.total_steps=640"],
+    )
     assert again == first
+    # the same run: its id and its overrides are kept (a resumable override is updated)
+    assert RunDir(tmp_path).job().run_id == record.run_id
+    assert RunDir(tmp_path).job().overrides == ["agent=linucb", "protocol.total_steps=640"]
     assert (tmp_path / "metrics.csv").read_bytes() == csv
 
 
