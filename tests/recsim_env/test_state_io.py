@@ -236,3 +236,14 @@ def test_single_env_state_round_trips_exactly(tmp_path):
         a, b = env.step(t % 20), resumed.step(t % 20)
         np.testing.assert_array_equal(a[0], b[0])
         assert a[1:4] == b[1:4]
+
+
+def test_a_state_of_another_batch_size_is_refused_before_anything_changes(tmp_path):
+    small = RecSimVectorEnv(num_envs=3)
+    small.reset(seed=0)
+    big = RecSimVectorEnv(num_envs=4)
+    big.reset(seed=1)
+    before = big.state_dict()
+    with pytest.raises(ValueError, match=r"candidates of shape \(3, 20\) for an env of num_envs=4"):
+        big.load_state_dict(load_tree(save_tree(tmp_path / "env", small.state_dict())))
+    assert_same_tree(big.state_dict(), before)
