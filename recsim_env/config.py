@@ -51,7 +51,7 @@ COUNT_MAX = 10**12  # step / tick counts: they meet int64 counters in numpy (np.
 # (topics, their float64 Dirichlet draw, the feature table, per-item scalars, candidate strides);
 # a size beyond this cap is a typo (num_items=10**12), not a simulation: it is refused up front
 # instead of failing later with a MemoryError.
-CATALOGUE_MAX_BYTES = 8 * 2**30
+CATALOGUE_MAX_BYTES = 64 * 2**30  # beyond the memory of the machines this runs on
 
 _WEIGHT_NOTE = (
     "it multiplies bounded model quantities (|u·x| <= 1, |appeal|, |quality| <= 3) and products "
@@ -252,8 +252,12 @@ class SimConfig:
         unknown = sorted(set(kwargs) - set(known), key=str)
         if unknown:
             close = [difflib.get_close_matches(str(k), known, n=1) for k in unknown]
-            hints = [f"{c[0]!r} for {k!r}" for k, c in zip(unknown, close, strict=True) if c]
-            hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+            hints = [
+                f"{c[0]!r}" + (f" for {k!r}" if len(unknown) > 1 else "")
+                for k, c in zip(unknown, close, strict=True)
+                if c
+            ]
+            hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
             raise UnknownParameterError(
                 f"unknown simulator parameter(s) {unknown}{hint}; known parameters: {known}"
             )
