@@ -18,8 +18,10 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from recsim_env.observation import ObsLayout, get_obs_layout
+from recsim_env.state_io import CheckpointError, load_tree, save_tree
 
 Info = dict[str, Any]
+CHECKPOINT_FORMAT = "recsim-online-agent/1"  # OnlineAgent.save's files
 
 
 @dataclass
@@ -209,7 +211,8 @@ class OnlineAgent(ABC):
 
     Subclasses implement ``act``, ``observe`` (see a batch of transitions) and ``update`` (learn from
     what was observed; return scalars to log such as ``{"train/loss": ...}``). ``save``/``load``
-    default to pickling ``state_dict()``; agents with torch state override them.
+    default to a pickle-free file of ``hyperparameters()`` and ``state_dict()`` (plain data, see
+    :mod:`recsim_env.state_io`); agents with torch state override them.
 
     ``learn`` may be called repeatedly: it continues the same stream (like SB3's
     ``reset_num_timesteps=False``). A subclass whose ``act`` has no ``info`` parameter works too:
@@ -324,26 +327,39 @@ class OnlineAgent(ABC):
         return dict(getattr(self, "_hparams", {}))
 
     def save(self, path: str | Path) -> None:
-        import pickle
+        """Write class name, :meth:`hyperparameters` and :meth:`state_dict` to ``path``.
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "class": type(self).__qualname__,
-            "hparams": self.hyperparameters(),
-            "state": self.state_dict(),
-        }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(payload, f)
-        tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+        The file is a plain data tree (:mod:`recsim_env.state_io`: JSON + ``.npz``, no pickle), so
+        loading a checkpoint from an untrusted directory never executes code. Both dicts must be
+        plain data (dict/list/tuple/str/int/float/bool/None, numpy arrays and scalars, e.g. a numpy
+        RNG's ``bit_generator.state``); anything else is a ``TypeError`` naming the entry.
+        """
+        save_tree(
+            path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "class": type(self).__qualname__,
+                "hparams": self.hyperparameters(),
+                "state": self.state_dict(),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None) -> OnlineAgent:
-        import pickle
+        """Rebuild an agent saved by :meth:`save` (of this very class); never unpickles anything.
 
-        with open(path, "rb") as f:
-            payload = pickle.load(f)
-        agent = cls(env, **payload["hparams"])
-        agent.load_state_dict(payload["state"])
+        Raises :class:`~recsim_env.state_io.CheckpointError` (a ``ValueError`` naming the file)
+        when the file is unreadable, is not an agent checkpoint or holds another agent class.
+        """
+        payload = load_tree(path)
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: not an agent checkpoint written by OnlineAgent.save")
+        saved = payload.get("class")
+        if saved != cls.__qualname__:
+            raise CheckpointError(f"{path} holds a {saved} checkpoint, not {cls.__qualname__}")
+        hparams, state = payload.get("hparams"), payload.get("state")
+        if not isinstance(hparams, dict) or not isinstance(state, dict):
+            raise CheckpointError(f"{path}: malformed agent checkpoint (hparams/state)")
+        agent = cls(env, **hparams)
+        agent.load_state_dict(state)
         return agent

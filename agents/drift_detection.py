@@ -16,7 +16,8 @@ Both share the interface of :class:`DriftDetector`: ``update(x) -> bool`` for on
 ``update_batch(xs) -> bool`` for one step of ``B`` users (the detector sees their mean: one update
 per step, so ``threshold`` and ``delta`` refer to the per-step mean, whose noise shrinks like 1/√B),
 ``update_sequence(values) -> indices`` to replay a recorded stream, ``reset()``, and
-``state_dict()``/``load_state_dict()`` (plain Python/numpy, picklable) for checkpoints.
+``state_dict()``/``load_state_dict()`` for checkpoints: plain data (Python numbers, lists, numpy
+arrays), so that :func:`recsim_env.state_io.save_tree` writes it and no pickle is ever needed.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class DriftDetector(ABC):
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Configuration and state, as plain Python/numpy values."""
+        """Configuration and state as a plain data tree (:mod:`recsim_env.state_io`)."""
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:

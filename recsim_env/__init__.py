@@ -15,7 +15,7 @@ from recsim_env.config import SimConfig
 from recsim_env.drift import DRIFT_PRESETS, PROCESSES, SCHEDULES
 from recsim_env.env import RecSimEnv
 from recsim_env.observation import ObsLayout, get_obs_layout
-from recsim_env.spaces import InvalidActionError
+from recsim_env.spaces import InvalidActionError, SlateSpace
 from recsim_env.vector_env import RecSimVectorEnv
 from recsim_env.world import World
 
@@ -58,6 +58,7 @@ __all__ = [
     "RecSimEnv",
     "RecSimVectorEnv",
     "SimConfig",
+    "SlateSpace",
     "World",
     "get_obs_layout",
 ]

@@ -1,15 +1,24 @@
 """Typed, validated simulator parameters.
 
 Every ``gymnasium.make`` kwarg of the registered ids is a field of :class:`SimConfig`; an invalid value
-raises ``ValueError`` naming the parameter, the value and what is allowed, before anything is built.
+raises ``ValueError`` (:class:`~recsim_env.validation.ConfigError`) naming the parameter, the value
+and what is allowed, before anything is built; an unknown kwarg raises
+:class:`UnknownParameterError` (also a ``TypeError``). Ranges include numeric bounds (below) that
+keep every derived float32 quantity finite, and a size cap that turns a would-be ``MemoryError``
+into such an error.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from recsim_env.validation import (
+    ConfigError,
     check_bool,
     check_choice,
     check_int,
@@ -22,6 +31,75 @@ from recsim_env.validation import (
 REWARDS = ("engagement", "click")
 OBSERVABILITY = ("partial", "full")
 HORIZONS = ("session", "lifetime")
+
+# Numeric bounds. Why: the simulator computes in float32 (largest value ≈ 3.4e38) and must never
+# produce inf or NaN (``inf · 0`` is NaN: a weight of 1e39 times a zero fatigue already is one).
+# Every weight multiplies a bounded quantity: |u·x| ≤ 1, |appeal|, |quality| ≤ 3, φ·x ≤ 2,
+# |σ| ≤ 1, |tanh(·)| ≤ 1; so with weights ≤ WEIGHT_MAX every score β·(u·x) + α·a − κ·(φ·x) − s0,
+# engagement exponent γq·q + γσ·σ and long-term gain e + λ·v stays below ~1e7, far inside float32.
+# Nothing is lost: from |s − s0| ≈ 40 on every click probability is already exactly 0 or 1.
+WEIGHT_MAX = 1e6
+# Time constants (ticks): float32 ages (at most ~4e9 ticks) are divided by them. Below TICKS_MIN the
+# divisor would round towards 0 in float32 (1e-300 is 0: 0/0 = NaN); above TICKS_MAX a signal
+# would take longer than any run to form (and 4·maturity, the oldest initial item, must fit int64).
+TICKS_MIN, TICKS_MAX = 1e-6, 1e9
+# The time budget is a float32 that loses 1 per step: above 2^24 ≈ 1.7e7 a step no longer changes it.
+BUDGET_MAX = 1e6
+POSITION_BIAS_MAX = 100.0
+COUNT_MAX = 10**12  # step / tick counts: they meet int64 counters in numpy (np.minimum, ...)
+# The catalogue's arrays take about num_items · (16·num_topics + 4·item_embedding_dim + 100) bytes
+# (topics, their float64 Dirichlet draw, the feature table, per-item scalars, candidate strides);
+# a size beyond this cap is a typo (num_items=10**12), not a simulation: it is refused up front
+# instead of failing later with a MemoryError.
+CATALOGUE_MAX_BYTES = 64 * 2**30  # beyond the memory of the machines this runs on
+
+_WEIGHT_NOTE = (
+    "it multiplies bounded model quantities (|u·x| <= 1, |appeal|, |quality| <= 3) and products "
+    "must stay far inside float32; beyond ~50 click probabilities are already 0 or 1"
+)
+_NOISE_NOTE = "a std far beyond the [0, 1] range of the signal it perturbs"
+_TICKS_NOTE = "in ticks; float32 ages are divided by it (smaller rounds to 0, larger never forms)"
+_COUNT_NOTE = "a count of steps, used with int64 counters"
+_BUDGET_NOTE = "float32 budgets lose 1 per step, which above ~1.7e7 rounds away"
+
+
+class UnknownParameterError(ConfigError, TypeError):
+    """A ``make`` kwarg that is no simulator parameter. A ``TypeError`` as for any function called
+    with an unexpected keyword (what TorchRL's ``GymEnv`` and Python callers expect) and a
+    :class:`~recsim_env.validation.ConfigError` (``ValueError``) as for every other bad input."""
+
+
+def catalogue_bytes(num_items: int, num_topics: int, item_embedding_dim: int = 0) -> int:
+    """Approximate peak memory of building the catalogue (see ``CATALOGUE_MAX_BYTES``)."""
+    return int(num_items) * (16 * int(num_topics) + 4 * int(item_embedding_dim) + 100)
+
+
+def _check_catalogue_size(cfg: SimConfig) -> None:
+    need = catalogue_bytes(cfg.num_items, cfg.num_topics, cfg.item_embedding_dim)
+    if need > CATALOGUE_MAX_BYTES:
+        fail(
+            "num_items",
+            cfg.num_items,
+            f"a catalogue of at most {CATALOGUE_MAX_BYTES / 2**30:g} GiB: num_items · "
+            f"(16·num_topics + 4·item_embedding_dim + 100) bytes; with num_topics="
+            f"{cfg.num_topics} that is {need:.3g} bytes, so num_items <= "
+            f"{CATALOGUE_MAX_BYTES // catalogue_bytes(1, cfg.num_topics, cfg.item_embedding_dim)}",
+        )
+
+
+def _plain(value: Any) -> Any:
+    """numpy / OmegaConf values of a drift spec → plain Python (YAML, JSON, equality)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, Sequence | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 @dataclass(frozen=True)
@@ -87,12 +165,15 @@ class SimConfig:
     def __post_init__(self) -> None:
         check_int("num_items", self.num_items, 1)
         check_int("num_topics", self.num_topics, 1)
+        check_int("item_embedding_dim", self.item_embedding_dim, 0, 64)
+        _check_catalogue_size(self)
         check_real("topic_concentration", self.topic_concentration, 0.0, lo_open=True)
         check_real("quality_appeal_corr", self.quality_appeal_corr, -1.0, 1.0)
         check_real("item_churn", self.item_churn, 0.0, 1.0)
-        check_real("popularity_noise", self.popularity_noise, 0.0)
-        check_real("popularity_maturity", self.popularity_maturity, 0.0, lo_open=True)
-        check_real("freshness_scale", self.freshness_scale, 0.0, lo_open=True)
+        for name in ("popularity_noise", "signal_noise"):
+            check_real(name, getattr(self, name), 0.0, WEIGHT_MAX, note=_NOISE_NOTE)
+        for name in ("popularity_maturity", "freshness_scale", "signal_maturity"):
+            check_real(name, getattr(self, name), TICKS_MIN, TICKS_MAX, note=_TICKS_NOTE)
         check_int("num_candidates", self.num_candidates, 1)
         if self.num_candidates > self.num_items:
             fail("num_candidates", self.num_candidates, f"at most num_items={self.num_items}")
@@ -103,7 +184,13 @@ class SimConfig:
                 self.slate_size,
                 f"0 (single item) or 1..num_candidates={self.num_candidates}",
             )
-        check_real("position_bias", self.position_bias, 0.0)
+        check_real(
+            "position_bias",
+            self.position_bias,
+            0.0,
+            POSITION_BIAS_MAX,
+            note="position j is weighted 1/(1+j)^position_bias, already < 1e-30 at the maximum",
+        )
         for name in (
             "interest_weight",
             "appeal_weight",
@@ -113,56 +200,66 @@ class SimConfig:
             "clickbait_penalty",
             "budget_refund",
             "user_noise",
+            "longterm_weight",
+            "return_sensitivity",
         ):
-            check_real(name, getattr(self, name), 0.0)
-        check_real("click_threshold", self.click_threshold)
+            check_real(name, getattr(self, name), 0.0, WEIGHT_MAX, note=_WEIGHT_NOTE)
+        for name in ("click_threshold", "disappointment_quality"):
+            check_real(name, getattr(self, name), -WEIGHT_MAX, WEIGHT_MAX, note=_WEIGHT_NOTE)
         check_choice("reward", self.reward, REWARDS)
         check_real("interest_lr", self.interest_lr, 0.0, 0.5)
-        check_real("disappointment_quality", self.disappointment_quality)
         check_real("fatigue_decay", self.fatigue_decay, 0.0, 1.0, hi_open=True)
         check_real("exposure_fatigue", self.exposure_fatigue, 0.0, 1.0)
         check_real("satisfaction_rate", self.satisfaction_rate, 0.0, 1.0)
-        check_real("budget_min", self.budget_min, 0.0, lo_open=True)
-        check_real("budget_max", self.budget_max, self.budget_min)
-        check_int("max_session_steps", self.max_session_steps, 1)
+        check_real("budget_min", self.budget_min, 0.0, BUDGET_MAX, lo_open=True, note=_BUDGET_NOTE)
+        check_real("budget_max", self.budget_max, self.budget_min, BUDGET_MAX, note=_BUDGET_NOTE)
+        check_int("max_session_steps", self.max_session_steps, 1, COUNT_MAX, note=_COUNT_NOTE)
         check_real("drift_pull", self.drift_pull, 0.0, 1.0)
         check_choice("observability", self.observability, OBSERVABILITY)
         check_bool("notify_drift", self.notify_drift)
         check_real("history_decay", self.history_decay, 0.0, 1.0, hi_open=True)
-        check_int("item_embedding_dim", self.item_embedding_dim, 0, 64)
         check_bool("returning_users", self.returning_users)
         check_choice("horizon", self.horizon, HORIZONS)
         if self.horizon == "lifetime" and not self.returning_users:
             fail("horizon", self.horizon, "'session' unless returning_users=True")
-        check_int("lifetime_ticks", self.lifetime_ticks, 1)
+        check_int("lifetime_ticks", self.lifetime_ticks, 1, COUNT_MAX, note=_COUNT_NOTE)
         check_real("return_prob_min", self.return_prob_min, 0.0, 1.0)
         check_real("return_prob_max", self.return_prob_max, self.return_prob_min, 1.0)
-        check_real("return_sensitivity", self.return_sensitivity, 0.0)
         check_real("gap_mean_min", self.gap_mean_min, 1.0)
         check_real("gap_mean_max", self.gap_mean_max, self.gap_mean_min)
         check_real("completion_rate", self.completion_rate, 0.0, 1.0, lo_open=True)
-        check_real("signal_noise", self.signal_noise, 0.0)
-        check_real("signal_maturity", self.signal_maturity, 0.0, lo_open=True)
-        check_real("longterm_weight", self.longterm_weight, 0.0)
         from recsim_env.drift import parse_drift  # validates drift specs (late import: no cycle)
 
         parse_drift(self.drift)
         # numpy / OmegaConf scalars (sweeps, Optuna) → plain Python numbers: YAML, JSON, equality
         for f in fields(self):
             value = getattr(self, f.name)
-            if is_int(value) and type(value) is not int:
-                object.__setattr__(self, f.name, int(value))
-            elif is_real(value) and not isinstance(value, int | float):
-                object.__setattr__(self, f.name, float(value))
+            if f.name == "drift":
+                value = _plain(value)
+            elif isinstance(value, bool | np.bool_):
+                value = bool(value)
+            elif is_int(value):
+                value = int(value)
+            elif is_real(value):
+                value = float(value)
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> SimConfig:
-        """Build from ``make`` kwargs, rejecting unknown names with the list of known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
+        """Build from ``make`` kwargs; unknown names raise :class:`UnknownParameterError` (a
+        ``TypeError`` and a ``ValueError``) with a suggestion and the list of known ones."""
+        known = sorted(f.name for f in fields(cls))
+        unknown = sorted(set(kwargs) - set(known), key=str)
         if unknown:
-            raise ValueError(
-                f"unknown simulator parameter(s) {unknown}; known parameters: {sorted(known)}"
+            close = [difflib.get_close_matches(str(k), known, n=1) for k in unknown]
+            hints = [
+                f"{c[0]!r}" + (f" for {k!r}" if len(unknown) > 1 else "")
+                for k, c in zip(unknown, close, strict=True)
+                if c
+            ]
+            hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            raise UnknownParameterError(
+                f"unknown simulator parameter(s) {unknown}{hint}; known parameters: {known}"
             )
         return cls(**kwargs)
 

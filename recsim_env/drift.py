@@ -17,12 +17,13 @@ seasonal switch, trending start, cohort shift) — gradual OU ticks are not even
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from recsim_env.validation import check_choice, check_int, check_real, fail
+from recsim_env.validation import check_choice, check_int, check_real, fail, is_int
 
 SCHEDULES: dict[str, dict[str, Any]] = {
     "none": {},
@@ -40,6 +41,7 @@ PROCESSES: dict[str, dict[str, Any]] = {
     "cohort": {"scale": 0.8},
 }
 ABRUPT = {"jump", "seasonal", "trending", "cohort"}
+MAX_RAMP = 10**12  # ticks; a glide longer than any run is a standstill
 
 DRIFT_PRESETS: dict[str, list[dict[str, Any]]] = {
     "none": [],
@@ -79,17 +81,35 @@ class DriftComponent:
     process_params: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_PROFILES = 10_000  # seasonal regimes are drawn up front: num_profiles · num_topics floats
+MAX_CHANGEPOINTS = 100_000
+_SPEC = f"a preset in {sorted(DRIFT_PRESETS)} or a list of components"
+_COMPONENT = (
+    "a dict with a 'schedule', a 'process' and their parameters, e.g. "
+    "{'schedule': 'periodic', 'period': 2000, 'process': 'jump'} (a preset name goes alone: "
+    "drift='abrupt')"
+)
+
+
 def parse_drift(spec: Any) -> list[DriftComponent]:
-    """Validate a drift spec (preset name or list of dicts) and fill defaults."""
+    """Validate a drift spec (preset name or list of dicts) and fill defaults.
+
+    Every error names the offending entry (``drift``, ``drift[0]``, ``drift[0].times``, ...);
+    parameter values are normalised to plain Python numbers (numpy/OmegaConf scalars accepted)."""
     if isinstance(spec, str):
         if spec not in DRIFT_PRESETS:
-            fail("drift", spec, f"a preset in {sorted(DRIFT_PRESETS)} or a list of components")
+            fail("drift", spec, _SPEC)
         spec = DRIFT_PRESETS[spec]
-    if isinstance(spec, dict):
+    if isinstance(spec, Mapping):
         spec = [spec]
-    if not isinstance(spec, list | tuple):
-        fail("drift", spec, f"a preset in {sorted(DRIFT_PRESETS)} or a list of components")
-    return [_parse_component(i, dict(c)) for i, c in enumerate(spec)]
+    if not isinstance(spec, Sequence) or isinstance(spec, str | bytes):  # also OmegaConf lists
+        fail("drift", spec, _SPEC)
+    components = []
+    for i, c in enumerate(spec):
+        if not isinstance(c, Mapping):
+            fail(f"drift[{i}]", c, _COMPONENT)
+        components.append(_parse_component(i, dict(c)))
+    return components
 
 
 def _parse_component(i: int, c: dict[str, Any]) -> DriftComponent:
@@ -118,35 +138,47 @@ def _parse_component(i: int, c: dict[str, Any]) -> DriftComponent:
 
 
 def _check_schedule(where: str, name: str, p: dict[str, Any]) -> None:
+    """Validate and normalise (in place) the parameters of schedule ``name``."""
     if name == "periodic":
-        check_int(f"{where}.period", p["period"], 1)
-        check_int(f"{where}.offset", p["offset"], 0)
+        p["period"] = check_int(f"{where}.period", p["period"], 1)
+        p["offset"] = check_int(f"{where}.offset", p["offset"], 0)
     elif name == "poisson":
-        check_real(f"{where}.rate", p["rate"], 0.0, 1.0)
+        p["rate"] = check_real(f"{where}.rate", p["rate"], 0.0, 1.0)
     elif name == "changepoints":
         times = p["times"]
-        if isinstance(times, int):
+        if is_int(times):
             times = (times,)
-        p["times"] = tuple(times)
-        for t in p["times"]:
-            check_int(f"{where}.times", t, 1)
+        allowed = (
+            f"a non-empty list of at most {MAX_CHANGEPOINTS} integer ticks >= 1, e.g. [1000, 5000]"
+        )
+        if (
+            not isinstance(times, Sequence | np.ndarray)
+            or isinstance(times, str | bytes)
+            or not 0 < len(times) <= MAX_CHANGEPOINTS
+        ):
+            fail(f"{where}.times", times, allowed)
+        p["times"] = tuple(check_int(f"{where}.times[{j}]", t, 1) for j, t in enumerate(times))
     elif name == "burst":
-        check_int(f"{where}.period", p["period"], 1)
-        check_int(f"{where}.length", p["length"], 1, p["period"])
-        check_real(f"{where}.rate", p["rate"], 0.0, 1.0)
+        p["period"] = check_int(f"{where}.period", p["period"], 1)
+        p["length"] = check_int(f"{where}.length", p["length"], 1, p["period"])
+        p["rate"] = check_real(f"{where}.rate", p["rate"], 0.0, 1.0)
 
 
 def _check_process(where: str, name: str, p: dict[str, Any]) -> None:
-    for key in ("theta",):
+    """Validate and normalise (in place) the parameters of process ``name``."""
+    for key in ("theta", "sigma", "scale", "level"):
         if key in p:
-            check_real(f"{where}.{key}", p[key], 0.0, 1.0)
-    for key in ("sigma", "scale", "level"):
-        if key in p:
-            check_real(f"{where}.{key}", p[key], 0.0, 1.0)
+            p[key] = check_real(f"{where}.{key}", p[key], 0.0, 1.0)
     if "ramp" in p:
-        check_int(f"{where}.ramp", p["ramp"], 0)
+        p["ramp"] = check_int(f"{where}.ramp", p["ramp"], 0, MAX_RAMP)
     if "num_profiles" in p:
-        check_int(f"{where}.num_profiles", p["num_profiles"], 2)
+        p["num_profiles"] = check_int(
+            f"{where}.num_profiles",
+            p["num_profiles"],
+            2,
+            MAX_PROFILES,
+            note="regimes are drawn up front, num_profiles x num_topics floats",
+        )
 
 
 def random_profile(rng: np.random.Generator, k: int, scale: float) -> np.ndarray:
@@ -270,10 +302,16 @@ class Drift:
             "trending_topic": self.trending_topic,
             "mean": self.mean.copy(),
             "new_user_mean": self.new_user_mean.copy(),
-            "profiles": {k: v.copy() for k, v in self.profiles.items()},
+            "profiles": {str(k): v.copy() for k, v in self.profiles.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value.copy() if isinstance(value, np.ndarray) else value)
-        self.profiles = {int(k): np.array(v) for k, v in state["profiles"].items()}
+        for key in _ARRAY_STATE:
+            setattr(self, key, np.array(state[key], np.float32))
+        for key in _INT_STATE:
+            setattr(self, key, int(state[key]))
+        self.profiles = {int(k): np.array(v, np.float32) for k, v in state["profiles"].items()}
+
+
+_ARRAY_STATE = ("glide_from", "glide_to", "ou_offset", "cohort_offset", "mean", "new_user_mean")
+_INT_STATE = ("glide_len", "glide_pos", "phase", "event_count", "trending_topic")

@@ -16,6 +16,7 @@ from recsim_env.spaces import (
     observation_space,
     validate_actions,
 )
+from recsim_env.validation import check_int
 from recsim_env.world import World
 
 
@@ -50,14 +51,23 @@ class RecSimEnv(gym.Env):
         return self.core.world
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.core.check_usable("reset")
+        seed = check_int("seed", seed, 0, optional=True)  # numpy integers too
         super().reset(seed=seed)
         obs, info = self.core.reset(seed)
         return obs[0], _row(info)
 
     def step(self, action):
+        if self.core.closed or not self.core.ready:  # before validating the action
+            self.core.check_usable("step")
         actions = validate_actions(self.config, np.asarray(action)[None], 1)
         obs, reward, terminated, truncated, info = self.core.step(actions, autoreset=False)
         return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), _row(info)
+
+    def close(self) -> None:
+        """Release the env: any later ``step``/``reset`` raises ``ClosedEnvironmentError``."""
+        self.core.close()
+        super().close()
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode == "ansi":

@@ -17,6 +17,8 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
+import numpy as np
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -56,8 +58,11 @@ def check_int(
     *,
     optional: bool = False,
     also: tuple[int, ...] = (),
+    note: str = "",
 ) -> int | None:
-    """An integer in ``[lo, hi]`` (or one of ``also``; or ``None`` when ``optional``)."""
+    """An integer in ``[lo, hi]`` (or one of ``also``; or ``None`` when ``optional``).
+
+    ``note`` says why the bounds are what they are; it is appended to the error message."""
     if value is None and optional:
         return None
     ok = is_int(value) and (
@@ -71,7 +76,7 @@ def check_int(
         else:
             allowed = f"an integer in [{_bound(lo, '-inf')}, {_bound(hi, 'inf')}]"
         allowed += "".join(f" or {a}" for a in also) + (" or null" if optional else "")
-        fail(key, value, allowed)
+        fail(key, value, allowed + (f"; {note}" if note else ""))
     return int(value)
 
 
@@ -84,8 +89,10 @@ def check_real(
     lo_open: bool = False,
     hi_open: bool = False,
     optional: bool = False,
+    note: str = "",
 ) -> float | None:
-    """A finite number in ``[lo, hi]``; ``lo_open``/``hi_open`` exclude the bound."""
+    """A finite number in ``[lo, hi]``; ``lo_open``/``hi_open`` exclude the bound. ``note`` says
+    why the bounds are what they are; it is appended to the error message."""
     if value is None and optional:
         return None
     ok = is_real(value)
@@ -101,12 +108,12 @@ def check_real(
         else:
             left, right = "(" if lo_open else "[", ")" if hi_open else "]"
             allowed = f"a finite number in {left}{_bound(lo, '-inf')}, {_bound(hi, 'inf')}{right}"
-        fail(key, value, allowed + (" or null" if optional else ""))
+        fail(key, value, allowed + (" or null" if optional else "") + (f"; {note}" if note else ""))
     return float(value)
 
 
 def check_bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":  # numpy bools too
+    if not isinstance(value, bool | np.bool_):  # numpy bools too
         fail(key, value, "true or false")
     return bool(value)
 

@@ -24,6 +24,7 @@ from recsim_env.spaces import (
     observation_space,
     validate_actions,
 )
+from recsim_env.validation import check_int
 from recsim_env.world import World
 
 
@@ -59,7 +60,8 @@ class RecSimVectorEnv(VectorEnv):
         self.single_action_space = action_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._needs_reset = True
+        # what Gymnasium's own vector envs expose (TorchRL's GymWrapper reads it)
+        self.autoreset_mode = AutoresetMode.SAME_STEP
 
     @property
     def world(self) -> World:
@@ -67,16 +69,17 @@ class RecSimVectorEnv(VectorEnv):
         return self.core.world
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        self.core.check_usable("reset")
         if isinstance(seed, list | tuple):  # Gymnasium allows one seed per sub-env; one world here
             seed = seed[0]
+        seed = check_int("seed", seed, 0, optional=True)  # numpy integers too
         super().reset(seed=seed)
         obs, info = self.core.reset(seed)
-        self._needs_reset = False
         return obs, info
 
     def step(self, actions):
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step()")
+        if self.core.closed or not self.core.ready:  # before validating the actions
+            self.core.check_usable("step")
         actions = validate_actions(self.config, actions, self.num_envs)
         return self.core.step(actions, autoreset=True)
 
@@ -95,7 +98,10 @@ class RecSimVectorEnv(VectorEnv):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.core.load_state_dict(state)
-        self._needs_reset = False
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """``close()``: any later ``step``/``reset`` raises ``ClosedEnvironmentError``."""
+        self.core.close()
 
     def __repr__(self) -> str:
         return f"RecSimVectorEnv(num_envs={self.num_envs}, drift={self.config.drift!r})"

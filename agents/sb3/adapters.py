@@ -44,6 +44,7 @@ DQN: ``train_freq × B`` user-steps) unless the callback's ``on_step`` returns `
 
 from __future__ import annotations
 
+import logging
 import sys
 import zipfile
 from pathlib import Path
@@ -66,6 +67,7 @@ from agents.sb3 import hparams as hp
 from agents.sb3.bridge import StepCallbackBridge, StepCallbackOutputFormat, find_recsim_vec_env
 from recsim_env.sb3_vec_env import RecSimVecEnv
 
+log = logging.getLogger(__name__)
 Param = hp.Param
 
 COMMON_PARAMS: dict[str, Param] = {
@@ -324,8 +326,14 @@ class SB3Agent:
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None) -> SB3Agent:
-        """Rebuild from an SB3 zip written by :meth:`save`; ``env`` is needed only to train on."""
+        """Rebuild from an SB3 zip written by :meth:`save`; ``env`` is needed only to train on.
+
+        SB3's zip (and its replay-buffer file) hold cloudpickled objects that run code when read:
+        unlike our own agents' checkpoints, load these only from directories you trust."""
         path = Path(path)
+        log.warning(
+            "loading %s: SB3 checkpoints are cloudpickle: load only from trusted dirs", path
+        )
         with zipfile.ZipFile(path) as archive:
             data = json_to_data(archive.read("data").decode())
         saved = data.get("recsim_hparams")

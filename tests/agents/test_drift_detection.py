@@ -5,12 +5,11 @@ Every rate is measured on fixed seeds; each bound is stated next to the measurem
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 
 from agents.drift_detection import ADWIN, DriftDetector, PageHinkley
+from recsim_env.state_io import load_tree, save_tree
 
 SIGMA = 0.1  # noise of the per-step signal (e.g. the mean reward of a batch of users)
 SHIFT = 0.2  # size of the synthetic mean shift
@@ -197,15 +196,16 @@ def _same_state(a: dict, b: dict, rtol: float = 0.0) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
-def test_state_dict_round_trip_continues_identically(name):
+def test_state_dict_round_trip_continues_identically(name, tmp_path):
+    """Through the pickle-free checkpoint format (recsim_env.state_io), exactly."""
     rng = np.random.default_rng(6)
     first = rng.normal(0.5, SIGMA, 1500)
     rest = np.concatenate([rng.normal(0.5, SIGMA, 200), rng.normal(0.2, SIGMA, 800)])
     original = DETECTORS[name]()
     original.update_sequence(first)
-    blob = pickle.dumps(original.state_dict())
+    save_tree(tmp_path / "detector", original.state_dict())
     restored: DriftDetector = type(original)()  # default config: the state dict restores it
-    restored.load_state_dict(pickle.loads(blob))
+    restored.load_state_dict(load_tree(tmp_path / "detector"))
     hits_original = original.update_sequence(rest)
     hits_restored = restored.update_sequence(rest)
     assert hits_original.size > 0

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pandas as pd
+
+from recsim_env.state_io import load_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 RECSIM_TRAIN = Path(sys.executable).parent / "recsim-train"
@@ -138,8 +139,7 @@ def test_plugin_agent_trains_through_recsim_train_and_beats_random(tmp_path):
     assert {"online/reward", "eval/return", "eval/ndcg@k"} <= set(metrics.key)  # scores() ranks
     checkpoint = group / "checkpoints" / "step_000000003200"
     assert (checkpoint / "state.json").is_file()  # the protocol's state: JSON + npz, no pickle
-    with open(checkpoint / "agent", "rb") as f:  # OnlineAgent.save: hparams + state_dict
-        saved = pickle.load(f)
+    saved = load_tree(checkpoint / "agent")  # OnlineAgent.save: hparams + state_dict, no pickle
     assert saved["class"] == "TopicCTR" and saved["hparams"] == {"epsilon": 0.1, "seed": 0}
     # it learned: the per-topic statistics moved away from the prior ...
     assert saved["state"]["shows"].sum() > 3000

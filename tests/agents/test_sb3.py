@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import gymnasium as gym
@@ -306,11 +307,20 @@ def test_slate_mode_is_rejected_clearly(cls):
         cls(vector_env(slate_size=3))
 
 
-def test_checkpoints_are_typed(tmp_path):
+def test_checkpoints_are_typed(tmp_path, caplog):
     agent = SB3A2C(vector_env(), seed=0, **TINY[SB3A2C])
     agent.save(tmp_path / "a2c.zip")
     with pytest.raises(ValueError, match="SB3A2C checkpoint, not SB3PPO"):
         SB3PPO.load(tmp_path / "a2c.zip")
+    # SB3's zips are cloudpickle (unlike our agents' checkpoints): every load says so
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="agents.sb3.adapters"):
+        SB3A2C.load(tmp_path / "a2c.zip")
+    assert any(
+        "SB3 checkpoints are cloudpickle: load only from trusted dirs" in r.getMessage()
+        and str(tmp_path / "a2c.zip") in r.getMessage()
+        for r in caplog.records
+    ), caplog.text
 
 
 def test_replay_buffer_can_travel_with_the_checkpoint(tmp_path):

@@ -1,15 +1,17 @@
 """The Gymnasium / SB3 faces of the simulator: checkers, spaces, autoreset, info, rendering."""
 
+import pickle
 import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import recsim_env
-from recsim_env import ENV_IDS, RecSimVectorEnv
+from recsim_env import ENV_IDS, RecSimEnv, RecSimVectorEnv, SlateSpace
 
 IDS = sorted(ENV_IDS)
 
@@ -132,7 +134,116 @@ def test_slate_mode_spaces_and_step():
     assert np.array_equal(clicked_at >= 0, info["clicked"]) and clicked_at.max() < 3
     assert np.all((reward > 0) == info["clicked"])
     np.testing.assert_allclose(info["regret"], 0.0, atol=1e-6)
-    # (SB3's check_env samples MultiDiscrete actions with repeated items, which a slate rejects.)
+
+
+@pytest.mark.parametrize("slate_size", [1, 3, 20])
+def test_checkers_pass_in_slate_mode(slate_size):
+    """Gymnasium's and SB3's checkers sample actions from the action space and step them: with a
+    plain MultiDiscrete a slate could repeat an item, which the env rejects (issue 14, item 8)."""
+    env = gym.make("recsim_env/DriftingUsers-v0", slate_size=slate_size, num_items=200)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SB3 may warn about MultiDiscrete; that is fine
+        sb3_check_env(
+            gym.make("recsim_env/DriftingUsers-v0", slate_size=slate_size, num_items=200),
+            warn=True,
+        )
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(200):  # every sample is a slate the env accepts
+        env.step(env.action_space.sample())
+
+
+def test_slate_space_samples_distinct_seeded_slates_and_rejects_repeats():
+    space = SlateSpace(5, 3, seed=7)
+    samples = np.array([space.sample() for _ in range(2000)])
+    assert samples.dtype == np.int64 and samples.shape == (2000, 3)
+    assert all(len(set(row)) == 3 for row in samples.tolist())
+    assert all(space.contains(row) for row in samples)
+    # uniform over positions: every candidate appears in every position
+    for j in range(3):
+        counts = np.bincount(samples[:, j], minlength=5)
+        assert counts.min() > 0.15 * 2000, counts
+    space.seed(7)
+    again = np.array([space.sample() for _ in range(2000)])
+    np.testing.assert_array_equal(samples, again)  # seeded: deterministic
+    assert not space.contains(np.array([1, 1, 2]))
+    assert not space.contains([4, 0, 4])
+    assert space.contains([4, 0, 3]) and not space.contains([5, 0, 3])
+    # still a MultiDiscrete for code that handles those (SB3, flattening, equality)
+    assert isinstance(space, gym.spaces.MultiDiscrete)
+    assert space == gym.spaces.MultiDiscrete([5, 5, 5])
+    assert gym.spaces.flatdim(space) == 15
+    full = SlateSpace(4, 4, seed=0)  # k = C: permutations
+    assert all(sorted(full.sample().tolist()) == [0, 1, 2, 3] for _ in range(50))
+    # masks restrict positions and the slate stays distinct
+    mask = tuple(np.array([1, 1, 0, 0, 0], np.int8) for _ in range(2))
+    masked = SlateSpace(5, 2, seed=1)
+    for _ in range(50):
+        a = masked.sample(mask=mask)
+        assert sorted(a.tolist()) == [0, 1]
+    with pytest.raises(ValueError, match="no candidate left"):
+        SlateSpace(5, 3, seed=1).sample(mask=tuple(mask[0] for _ in range(3)))
+    # picklable and copyable (SB3 saves the action space in its zip)
+    copy = pickle.loads(pickle.dumps(space))
+    assert copy == space and isinstance(copy, SlateSpace)
+
+
+def test_vector_slate_space_samples_one_distinct_slate_per_user():
+    envs = gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=64, slate_size=4)
+    assert isinstance(envs.single_action_space, SlateSpace)
+    assert isinstance(envs.action_space, SlateSpace) and envs.action_space.shape == (64, 4)
+    envs.reset(seed=0)
+    envs.action_space.seed(3)
+    for _ in range(20):
+        actions = envs.action_space.sample()
+        assert envs.action_space.contains(actions)
+        assert (np.diff(np.sort(actions, axis=1), axis=1) > 0).all()
+        envs.step(actions)
+    bad = envs.action_space.sample()
+    bad[5, 1] = bad[5, 0]
+    assert not envs.action_space.contains(bad)
+
+
+def test_vector_env_exposes_autoreset_mode_like_gymnasium():
+    envs = gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=2)
+    sync = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")])
+    assert hasattr(sync, "autoreset_mode")  # what Gymnasium's own vector envs expose
+    assert envs.autoreset_mode is AutoresetMode.SAME_STEP
+    assert envs.metadata["autoreset_mode"] is envs.autoreset_mode
+
+
+def test_unknown_make_kwargs_raise_type_error_naming_known_parameters():
+    for make in (gym.make, lambda *a, **k: gym.make_vec(*a, num_envs=2, **k)):
+        with pytest.raises(TypeError) as err:
+            make("recsim_env/DriftingUsers-v0", intrest_weight=3.0)
+        message = str(err.value)
+        assert "intrest_weight" in message and "did you mean 'interest_weight'" in message
+        assert "known parameters" in message and "num_items" in message
+        assert isinstance(err.value, ValueError)  # and still a ValueError for older callers
+    with pytest.raises(TypeError, match="frobnicate"):
+        RecSimEnv(frobnicate=1)
+
+
+@pytest.mark.parametrize("face", ["single", "vector"])
+def test_step_before_reset_and_after_close_are_clear_errors(face):
+    def make():
+        return RecSimEnv() if face == "single" else RecSimVectorEnv(num_envs=3)
+
+    action = 0 if face == "single" else np.zeros(3, np.int64)
+    with pytest.raises(gym.error.ResetNeeded, match=r"call reset\(\) before step\(\)"):
+        make().step(action)
+    with pytest.raises(RuntimeError, match="reset"):  # a RuntimeError too
+        make().step(action)
+    env = make()
+    env.reset(seed=0)
+    env.step(action)
+    env.close()
+    with pytest.raises(gym.error.ClosedEnvironmentError, match="closed environment"):
+        env.step(action)
+    with pytest.raises(RuntimeError, match="closed environment"):
+        env.reset(seed=1)
+    env.close()  # closing twice is harmless
 
 
 def test_follower_world_shares_clock_and_does_not_advance_it():
