@@ -61,9 +61,16 @@ def _plain_spec(spec: Any) -> dict[str, Any]:
 
 def build_agent(spec: Mapping[str, Any], env: Any) -> Any:
     """Build an agent from its config the way the runner does: ``instantiate(spec, env=env)``."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    return instantiate(dict(spec), env=env)
+    try:
+        return instantiate(dict(spec), env=env)
+    except InstantiationException as exc:  # e.g. a misspelled inner hyperparameter
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        raise ConfigError(
+            f"invalid inner agent config (inner._target_={spec.get('_target_')}): {cause}"
+        ) from exc
 
 
 def _import_class(path: str) -> type:

@@ -59,8 +59,10 @@ events), ``recovered_share`` (recovered / defined), ``recovery_recovered``,
 level: share of the oracle for the tracker). Undefined values are ``nan``, never made up.
 
 The Kaplan–Meier estimate (:func:`kaplan_meier`) is the one of
-``experiments.lifelong_metrics`` (``RecoveryReport.censored_mean``), moved here and vectorised
-(the tests check both agree); the rest of that module is untouched.
+``experiments.lifelong_metrics`` (``RecoveryReport.censored_mean``: product-limit, recoveries before
+censorings at tied times, restricted mean up to the largest time), moved here and vectorised, plus
+the median; the tests check it against that loop and that module's hand examples. This module does
+not import ``experiments.lifelong_metrics``.
 """
 
 from __future__ import annotations

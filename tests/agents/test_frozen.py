@@ -81,6 +81,7 @@ def test_composes_with_any_inner_agent_from_the_command_line():
         ({"learn_steps": 1.5}, "learn_steps=1.5"),
         ({"inner": {"alpha": 1.0}}, "inner="),
         ({"inner": 3}, "inner=3"),
+        ({"inner": {"_target_": "agents.baselines.LinUCB", "alpa": 1.0}}, "inner.*alpa"),
     ],
 )
 def test_invalid_config_names_the_key(kwargs, match):
