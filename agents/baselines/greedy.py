@@ -9,6 +9,7 @@ import numpy as np
 from agents.base import Info
 from agents.baselines.features import LinearFeatures
 from agents.baselines.scoring import ScoringAgent
+from agents.click_model import CLICK, as_click_probability, env_reward_kind
 from recsim_env.validation import check_choice, check_real
 
 TARGETS = ("click", "reward")
@@ -66,6 +67,15 @@ class GreedyAgent(ScoringAgent):
 
     def scores(self, obs: np.ndarray, *, explore: bool, info: Info | None) -> np.ndarray:
         return self.predict(self.features.all_candidates(obs))
+
+    def click_probability(self, obs: np.ndarray, *, info: Info | None = None) -> np.ndarray | None:
+        """The logistic model's click probability (``target="click"``); with ``target="reward"``
+        the regression estimate clipped to [0, 1] when the env reward is the click, else ``None``
+        (an engagement estimate is no probability)."""
+        estimate = self.predict(self.features.all_candidates(np.asarray(obs, dtype=np.float32)))
+        if self.target == "click":
+            return estimate
+        return as_click_probability(estimate) if env_reward_kind(self.env) == CLICK else None
 
     # ------------------------------------------------------------------ learning
     def observe(

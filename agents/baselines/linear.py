@@ -21,6 +21,7 @@ import numpy as np
 from agents.base import Info
 from agents.baselines.features import LinearFeatures
 from agents.baselines.scoring import ScoringAgent
+from agents.click_model import CLICK, as_click_probability, env_reward_kind
 from recsim_env.validation import check_int, check_real
 
 
@@ -85,6 +86,14 @@ class LinUCB(ScoringAgent):
         if not explore or self.alpha == 0.0:
             return mean
         return mean + self.alpha * np.linalg.norm(phi @ width_map.T, axis=-1)
+
+    def click_probability(self, obs: np.ndarray, *, info: Info | None = None) -> np.ndarray | None:
+        """The ridge estimate θ̂·φ clipped to [0, 1] when the env reward is the click (it then
+        estimates the click probability); ``None`` when the reward is the engagement."""
+        if env_reward_kind(self.env) != CLICK:
+            return None
+        phi = self.features.all_candidates(np.asarray(obs, dtype=np.float32))
+        return as_click_probability(phi @ self.posterior()[0])
 
     # ------------------------------------------------------------------ learning
     def observe(

@@ -51,3 +51,12 @@ class OracleAgent(ScoringAgent):
         if info is None or "expected_reward" not in info:
             raise ValueError("OracleAgent.scores needs info['expected_reward']")
         return np.asarray(info["expected_reward"], dtype=np.float64)
+
+    def click_probability(self, obs: np.ndarray, *, info: Info | None = None) -> np.ndarray:
+        """The ground truth ``info["click_prob"]``: the ceiling any click model can reach."""
+        if info is None or "click_prob" not in info:
+            raise ValueError(
+                "OracleAgent.click_probability needs info['click_prob'] "
+                "(the info that came with `obs`)"
+            )
+        return np.asarray(info["click_prob"], dtype=np.float64)

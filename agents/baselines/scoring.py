@@ -58,6 +58,11 @@ class ScoringAgent(OnlineAgent):
         """Score of every candidate, ``(B, C)``; higher is recommended first."""
         raise NotImplementedError
 
+    def click_probability(self, obs: np.ndarray, *, info: Info | None = None) -> np.ndarray | None:
+        """Predicted click probability of every candidate, ``(B, C)`` in ``[0, 1]``, or ``None``
+        when the agent has no click model (the default; see :mod:`agents.click_model`)."""
+        return None
+
     # ------------------------------------------------------------------ acting
     def act(
         self, obs: np.ndarray, *, explore: bool = False, info: Info | None = None

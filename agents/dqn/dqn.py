@@ -352,3 +352,13 @@ class DQNAgent(OnlineAgent):
         agent = cls(env, config=config)
         agent.load_state_dict(state)
         return agent
+
+    def click_probability(self, obs: np.ndarray, *, info: Info | None = None) -> np.ndarray | None:
+        """Q-values clipped to [0, 1] when they estimate the click probability: the env reward is
+        the click and ``gamma == 0`` (with ``gamma > 0`` Q is a discounted return, not a
+        probability). ``None`` otherwise (see :mod:`agents.click_model`)."""
+        from agents.click_model import CLICK, as_click_probability, env_reward_kind
+
+        if self.config.gamma != 0.0 or env_reward_kind(self.env) != CLICK:
+            return None
+        return as_click_probability(self.q_values(obs))
