@@ -46,7 +46,7 @@ _TREE = "tree"  # the npz member that holds the JSON structure
 _ARRAY, _SCALAR, _TUPLE, _DICT = "__array__", "__scalar__", "__tuple__", "__dict__"
 _MARKERS = frozenset((_ARRAY, _SCALAR, _TUPLE, _DICT))
 
-__all__ = ["CheckpointError", "load_tree", "save_tree"]
+__all__ = ["CheckpointError", "is_plain", "load_tree", "save_tree"]
 
 
 class CheckpointError(ValueError):
@@ -106,6 +106,15 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         f"{where}: {type(value).__qualname__} is not plain data (allowed: dict, list, tuple, str, "
         "int, float, bool, None, numpy arrays and scalars)"
     )
+
+
+def is_plain(value: Any) -> bool:
+    """Whether :func:`save_tree` can store ``value`` (nothing is written)."""
+    try:
+        _encode(value, {}, "value")
+    except TypeError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------ load

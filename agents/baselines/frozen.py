@@ -18,14 +18,13 @@ because it needs the env, which only the wrapper passes on. ``inner`` may also b
 (``FrozenAgent(env, inner=LinUCB(env), learn_steps=1000)``).
 
 Checkpoints: ``save(path)`` writes a directory, the inner agent's own checkpoint at
-``path/inner`` (in its own format: pickle, torch or SB3 zip) and ``path/frozen.json`` (the inner
+``path/inner`` (in its own format: plain-data tree, torch or SB3 zip) and ``path/frozen.json`` (the inner
 class, its config, the step counts); ``load`` rebuilds the inner with its class's ``load``.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -34,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Info, StepCallback, Transition, final_observations
+from agents.base import (
+    ContinuesStream,
+    Info,
+    StepCallback,
+    Transition,
+    agent_traits,
+    final_observations,
+)
 from recsim_env.validation import ConfigError, check_int
 
 CHECKPOINT_FORMAT = 1
@@ -81,13 +87,6 @@ def _import_class(path: str) -> type:
     return obj
 
 
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _is_agent(obj: Any) -> bool:
     return all(callable(getattr(obj, name, None)) for name in ("act", "learn", "save"))
 
@@ -103,6 +102,8 @@ class _LearningPhase(StepCallback):
 
     def on_step(self, transition: Transition) -> bool:
         self.owner.learned_steps = int(transition.num_timesteps)
+        # where the stream stands: the frozen phase takes it over from here
+        self.owner._obs, self.owner._info = transition.next_obs, transition.info
         if self.outer is None:
             return True
         keep_going = self.outer.on_step(transition)
@@ -152,7 +153,7 @@ class FrozenAgent:
         self._own_stream = False  # the frozen phase has taken over the env stream from `inner`
         self._obs: np.ndarray | None = None
         self._info: Info | None = None
-        self._act_takes_info = _accepts(self.inner.act, "info")
+        self._act_takes_info = agent_traits(self.inner).act_uses_info
 
     # ------------------------------------------------------------------ state
     @property
@@ -164,29 +165,12 @@ class FrozenAgent:
         """Whether learning is over (the policy no longer changes)."""
         return self.learned_steps >= self.learn_steps
 
-    # The runner's resume hook (experiments.protocol) hands back the observation the agent was
-    # about to act on: to the inner agent while it learns, to the frozen phase's stream after.
-    @property
-    def _last_obs(self) -> np.ndarray | None:
-        return self._obs if self._own_stream else getattr(self.inner, "_last_obs", None)
-
-    @_last_obs.setter
-    def _last_obs(self, obs: np.ndarray | None) -> None:
-        if self._own_stream or not hasattr(self.inner, "_last_obs"):
-            self._obs = obs
-        else:
-            self.inner._last_obs = obs
-
-    @property
-    def _last_info(self) -> Info | None:
-        return self._info if self._own_stream else getattr(self.inner, "_last_info", None)
-
-    @_last_info.setter
-    def _last_info(self, info: Info | None) -> None:
-        if self._own_stream or not hasattr(self.inner, "_last_info"):
-            self._info = info
-        else:
-            self.inner._last_info = info
+    def continue_stream(self, obs: np.ndarray, info: Info | None) -> None:
+        """Resume the stream at ``obs`` (:class:`agents.base.ContinuesStream`): the inner agent's
+        while it learns, the frozen phase's once it has taken the stream over."""
+        self._obs, self._info = obs, info
+        if not self._own_stream and isinstance(self.inner, ContinuesStream):
+            self.inner.continue_stream(obs, info)
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -203,7 +187,7 @@ class FrozenAgent:
         ``None`` when it has none (then evaluation computes no ranking metric, as for the inner)."""
         fn = getattr(self.inner, "scores", None)
         if callable(fn):
-            if _accepts(fn, "explore") or _accepts(fn, "info"):
+            if agent_traits(self.inner).scores_uses_info:
                 return lambda obs, *, explore=False, info=None: fn(obs, explore=False, info=info)
             return lambda obs, *, explore=False, info=None: fn(obs)
         q_values = getattr(self.inner, "q_values", None)
@@ -239,10 +223,8 @@ class FrozenAgent:
 
     def _run_frozen(self, target: int, callback: StepCallback | None) -> None:
         if not self._own_stream:  # take the stream over where the inner agent left it
-            obs, info = self._last_obs, self._last_info
-            if obs is None:
-                obs, info = self.env.reset(seed=self.seed)
-            self._obs, self._info = obs, info
+            if self._obs is None:  # never learned: the stream starts here
+                self._obs, self._info = self.env.reset(seed=self.seed)
             self._own_stream = True
         obs, info = self._obs, self._info
         while self.num_timesteps < target:
@@ -275,7 +257,7 @@ class FrozenAgent:
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if include_replay is not None and _accepts(self.inner.save, "include_replay"):
+        if include_replay is not None and agent_traits(self.inner).save_accepts_replay:
             self.inner.save(tmp / INNER_DIR, include_replay=include_replay)
         else:
             self.inner.save(tmp / INNER_DIR)

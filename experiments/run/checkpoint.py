@@ -3,10 +3,10 @@
 A checkpoint (a directory that :class:`~experiments.run.rundir.RunDir` renames into place whole)
 holds the agent (``agent.save``; with its replay buffer when the agent's
 ``save_accepts_replay`` trait says it can and ``protocol.checkpoint_replay`` asks for it) and
-everything else as plain data (:mod:`experiments.run.plain_data`: JSON + ``.npz``): the protocol's
+everything else as one plain data tree (:mod:`recsim_env.state_io`: JSON + ``.npz``): the protocol's
 state (clock, parts), the training env's ``state_dict()``, the metric writer's position and the
 global RNG states (Python's ``random`` as lists, numpy's legacy state as an array, torch's as a
-tensor), which SB3 draws from.
+byte array), which SB3 draws from.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import Agent, ContinuesStream, Resumable, agent_traits
-from experiments.run.plain_data import load_plain, save_plain
 from experiments.run.rundir import Checkpoint, RunDir, RunDirError
+from recsim_env.state_io import load_tree, save_tree
 
 if TYPE_CHECKING:
     from experiments.run.protocol import LifelongProtocol
@@ -32,7 +32,11 @@ def global_rng_state() -> dict[str, Any]:
     import torch
 
     numpy_state = np.random.get_state()  # noqa: NPY002 — SB3 draws from the global numpy RNG
-    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+    return {
+        "python": random.getstate(),
+        "numpy": numpy_state,
+        "torch": torch.get_rng_state().numpy(),  # a uint8 tensor: its bytes are the state
+    }
 
 
 def set_global_rng_state(state: dict[str, Any]) -> None:
@@ -40,7 +44,7 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(torch.from_numpy(np.array(state["torch"], dtype=np.uint8)))
 
 
 def _env_state(env: Any) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
             "writer": protocol.writer.state_dict(),
             "rng": global_rng_state(),
         }
-        save_plain(payload, ckpt.state, ckpt.arrays)
+        save_tree(ckpt.state, payload)
     return run_dir.checkpoint_path(protocol.num_timesteps)
 
 
@@ -76,7 +80,7 @@ def restore(ckpt: Checkpoint, protocol: LifelongProtocol, agent_cls: type[Agent]
             f"{ckpt.path} was written by an earlier version (pickled state.pkl), which cannot be "
             "resumed any more: start a fresh run"
         )
-    payload = load_plain(ckpt.state, ckpt.arrays)
+    payload = load_tree(ckpt.state)
     agent = agent_cls.load(ckpt.agent, env=protocol.train_env)
     env = protocol.train_env
     if not isinstance(env, Resumable):

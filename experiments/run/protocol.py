@@ -28,7 +28,6 @@ from agents.base import Agent, Info, StepCallback, Transition
 from experiments.run import checkpoint as checkpoints
 from experiments.run.config import ProtocolConfig
 from experiments.run.evaluation import batched_info
-from experiments.run.plain_data import is_plain
 from experiments.run.rundir import COMPLETED, INTERRUPTED, RUNNING, Checkpoint, RunDir
 from experiments.run.sinks import MetricWriter
 from experiments.run.steps import (
@@ -41,6 +40,7 @@ from experiments.run.steps import (
     TrainTimer,
     Window,
 )
+from recsim_env.state_io import is_plain
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ dir holds::
     metrics.csv        long format step,key,value (appended in whole lines)
     summary.json       flat metrics + status (running | completed | failed | interrupted | pruned)
     error.txt          the traceback of a failed run
-    checkpoints/step_<012d>/   agent + state.json + arrays.npz (no pickle)
+    checkpoints/step_<012d>/   agent + state.npz (plain data, no pickle)
     train.log, stdout.txt, .hydra/, wandb/     written by Hydra / recsim-tune / W&B
     .lock              held (flock) by the process that writes the run
 
@@ -127,11 +127,8 @@ class Checkpoint:
 
     @property
     def state(self) -> Path:
-        return self.path / "state.json"
-
-    @property
-    def arrays(self) -> Path:
-        return self.path / "arrays.npz"
+        """Everything but the agent, as one plain data tree (:mod:`recsim_env.state_io`)."""
+        return self.path / "state.npz"
 
     @property
     def legacy(self) -> bool:

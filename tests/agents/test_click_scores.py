@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import recsim_env  # noqa: F401  (registers the env ids)
+from agents.base import StepCallback
 from agents.baselines import (
     DiscountedUCB,
     EpsilonGreedyAgent,
@@ -32,9 +33,18 @@ def make_env(reward: str = "engagement", num_envs: int = 8):
     return gym.make_vec(ENV, num_envs=num_envs, reward=reward)
 
 
+class _Last(StepCallback):
+    """Where the stream stands after ``learn``: the observation (and info) to act on next."""
+
+    def on_step(self, transition):
+        self.obs, self.info = transition.next_obs, transition.info
+        return True
+
+
 def trained(agent, steps: int = 160):
-    agent.learn(steps)
-    return agent, agent._last_obs, agent._last_info
+    last = _Last()
+    agent.learn(steps, callback=last)
+    return agent, last.obs, last.info
 
 
 def assert_probabilities(p, shape):

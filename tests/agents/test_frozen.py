@@ -111,7 +111,7 @@ def test_learns_then_freezes_while_the_stream_goes_on():
     assert agent.num_timesteps == 320
 
     # frozen = greedy with the learned policy, whatever `explore` says
-    obs, info = agent._last_obs, agent._last_info
+    obs, info = agent._obs, agent._info  # where the stream stands
     greedy = agent.inner.act(obs, explore=False, info=info)
     np.testing.assert_array_equal(agent.act(obs, explore=True, info=info), greedy)
     np.testing.assert_array_equal(agent.scores(obs, explore=True, info=info).argmax(axis=1), greedy)
@@ -127,7 +127,7 @@ def test_frozen_policy_is_the_one_learned_before_the_freeze():
     snapshot = copy.deepcopy(learner)
     frozen.learn(400)
     learner.learn(400)
-    obs, info = frozen._last_obs, frozen._last_info
+    obs, info = frozen._obs, frozen._info
     np.testing.assert_array_equal(frozen.act(obs, info=info), snapshot.act(obs, info=info))
     assert not np.array_equal(learner.theta, snapshot.theta)  # the learner kept learning
 
@@ -158,11 +158,11 @@ def _resume(agent, env, path, cls=FrozenAgent):
     """Checkpoint as the runner does (agent + env state + the observation it was about to act on)."""
     agent.save(path)
     env_state = copy.deepcopy(env.state_dict())
-    obs, info = agent._last_obs, agent._last_info
+    obs, info = agent._obs, agent._info  # where the stream stands
     new_env = make_env()
     new_env.load_state_dict(env_state)
     loaded = cls.load(path, env=new_env)
-    loaded._last_obs, loaded._last_info = obs, info  # the runner's resume hook
+    loaded.continue_stream(obs, info)  # the runner's resume hook
     return loaded
 
 

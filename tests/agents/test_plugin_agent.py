@@ -138,7 +138,7 @@ def test_plugin_agent_trains_through_recsim_train_and_beats_random(tmp_path):
     metrics = pd.read_csv(group / "metrics.csv")
     assert {"online/reward", "eval/return", "eval/ndcg@k"} <= set(metrics.key)  # scores() ranks
     checkpoint = group / "checkpoints" / "step_000000003200"
-    assert (checkpoint / "state.json").is_file()  # the protocol's state: JSON + npz, no pickle
+    assert (checkpoint / "state.npz").is_file()  # the protocol's state: JSON + npz, no pickle
     saved = load_tree(checkpoint / "agent")  # OnlineAgent.save: hparams + state_dict, no pickle
     assert saved["class"] == "TopicCTR" and saved["hparams"] == {"epsilon": 0.1, "seed": 0}
     # it learned: the per-topic statistics moved away from the prior ...

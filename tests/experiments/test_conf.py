@@ -35,6 +35,7 @@ AGENTS = {
     "adaptive_dqn",
     "dqn_pretrained",
     "pqn",
+    "frozen",
     "sb3_dqn",
     "sb3_ppo",
     "sb3_a2c",

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
-import pickle
-import random
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from experiments.run.plain_data import NotPlainData, is_plain, load_plain, save_plain
 from experiments.run.rundir import (
     COMPLETED,
     FAILED,
@@ -101,51 +95,3 @@ def test_sweep_job_identity_ignores_resume_and_hydra_keys():
     assert same_job(["agent=dqn", "seed=1"], ["seed=1", "agent=dqn", "resume=true"])
     assert same_job(["a=1"], ["a=1", "hydra.run.dir=x"])
     assert not same_job(["agent=dqn", "seed=1"], ["agent=dqn", "seed=2"])
-
-
-def test_plain_data_round_trips_every_type_a_checkpoint_holds(tmp_path):
-    state = {
-        "python_rng": random.getstate(),
-        "numpy_rng": np.random.get_state(),  # noqa: NPY002
-        "torch_rng": torch.get_rng_state(),
-        "info": {"clicked": np.array([True, False]), "clock": np.int64(7)},
-        "window": [1.5, 0.1 + 0.2, math.nan, math.inf, None, "s", 2**100],
-        "empty": [],
-    }
-    save_plain(state, tmp_path / "s.json", tmp_path / "a.npz")
-    back = load_plain(tmp_path / "s.json", tmp_path / "a.npz")
-    assert back["python_rng"] == state["python_rng"]  # tuples stay tuples: setstate takes it
-    random.setstate(back["python_rng"])
-    np.testing.assert_array_equal(back["numpy_rng"][1], state["numpy_rng"][1])
-    np.random.set_state(back["numpy_rng"])  # noqa: NPY002
-    assert torch.equal(back["torch_rng"], state["torch_rng"])
-    torch.set_rng_state(back["torch_rng"])
-    assert isinstance(back["info"]["clock"], np.int64) and back["info"]["clock"] == 7
-    np.testing.assert_array_equal(back["info"]["clicked"], [True, False])
-    assert back["window"][:2] == [1.5, 0.1 + 0.2] and math.isnan(back["window"][2])
-    assert back["window"][3:] == [math.inf, None, "s", 2**100] and back["empty"] == []
-    assert not is_plain({"x": object()}) and not is_plain(np.array([{}], dtype=object))
-    with pytest.raises(NotPlainData, match=r"state\.bad"):
-        save_plain({"bad": {1, 2}}, tmp_path / "s.json", tmp_path / "a.npz")
-
-
-class _Marker:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (self.path,))
-
-
-def test_a_crafted_array_file_is_refused_not_executed(tmp_path):
-    """An .npz that smuggles a pickle (an object array) is rejected by allow_pickle=False."""
-    marker = tmp_path / "executed"
-    crafted = np.empty(1, dtype=object)
-    crafted[0] = _Marker(marker)
-    with open(tmp_path / "a.npz", "wb") as f:
-        np.savez(f, a0=crafted)
-    (tmp_path / "s.json").write_text(json.dumps({"x": {"__array__": "a0"}}))
-    with pytest.raises(ValueError, match="allow_pickle"):
-        load_plain(tmp_path / "s.json", tmp_path / "a.npz")
-    assert not marker.exists()
-    assert pickle.dumps(_Marker(marker))  # (the payload itself is a working pickle)

@@ -22,10 +22,10 @@ from agents.base import OnlineAgent, StepCallback, agent_traits
 from experiments.run.config import ConfigError, validate
 from experiments.run.evaluation import ndcg_at_k
 from experiments.run.job import run
-from experiments.run.plain_data import load_plain
 from experiments.run.protocol import LifelongProtocol
 from experiments.run.rundir import Checkpoint, RunDir, write_json_atomic
 from experiments.run.sinks import CsvSink, MetricWriter, RunContext
+from recsim_env.state_io import load_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -87,7 +87,7 @@ def test_every_agent_runs_end_to_end(agent, tmp_path, tiny_cfg):
     assert set(metrics[metrics.key == "eval/return"].step) == {320, 640}
 
     checkpoint = Checkpoint(tmp_path / "checkpoints" / "step_000000000640")
-    state = load_plain(checkpoint.state, checkpoint.arrays)  # JSON + npz: no pickle to load
+    state = load_tree(checkpoint.state)  # JSON + npz: no pickle to load
     assert state["protocol"]["num_timesteps"] == 640 and state["protocol"]["completed"]
     assert not (checkpoint.path / "state.pkl").exists()  # (the agent's own files are its own)
     assert checkpoint.agent.exists()
@@ -312,7 +312,6 @@ def test_a_pickled_checkpoint_of_an_earlier_version_is_never_loaded(tmp_path, ti
     (checkpoint,) = RunDir(tmp_path).checkpoints()
     marker = tmp_path / "executed"
     checkpoint.state.unlink()
-    checkpoint.arrays.unlink()
     (checkpoint.path / "state.pkl").write_bytes(pickle.dumps(_Marker(str(marker))))
     with pytest.raises(ConfigError, match="earlier version"):
         run(tiny_cfg("agent=random", "resume=true", "protocol.total_steps=1280"), run_dir=tmp_path)

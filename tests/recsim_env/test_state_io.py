@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,6 +176,32 @@ def test_a_planted_pickle_is_refused_and_never_executed(tmp_path):
     with pytest.raises(CheckpointError):
         load_tree(tmp_path / "zipped")
     assert not marker.exists()
+
+
+class _Touch:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_an_object_array_smuggled_into_a_valid_file_is_refused_not_executed(tmp_path):
+    """A file in the right format whose tree points at an object array (a pickle inside .npy)."""
+    marker = tmp_path / "executed"
+    path = save_tree(tmp_path / "ckpt", {"x": np.zeros(2)})
+    with np.load(path) as npz:
+        members = {name: npz[name] for name in npz.files}
+    crafted = np.empty(1, dtype=object)
+    crafted[0] = _Touch(marker)
+    members[next(k for k in members if k != "tree")] = crafted
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    with pytest.raises(CheckpointError):
+        load_tree(path)
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(_Touch(marker)))  # the payload is live: unpickling it does run
+    assert marker.exists()
 
 
 SIM_KWARGS = dict(
