@@ -96,7 +96,8 @@ class SlateSpace(spaces.MultiDiscrete):
                     choice = self.np_random.choice(self.num_candidates, p=w / w.sum())
                 else:
                     choice = self.np_random.choice(np.flatnonzero(w))
-                out[(*row, j)] = choice
+                index = (*row, j)  # (a subscript with * needs Python 3.11)
+                out[index] = choice
                 taken[choice] = True
         return out
 

@@ -69,7 +69,7 @@ def save_tree(path: str | os.PathLike[str], tree: Any) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **members)
+            np.savez(f, **members)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)

@@ -15,7 +15,7 @@ import difflib
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 import numpy as np
 
@@ -50,6 +50,28 @@ def _bound(value: float | None, default: str) -> str:
     return default if value is None else f"{value:g}"
 
 
+@overload
+def check_int(
+    key: str,
+    value: Any,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    optional: Literal[False] = False,
+    also: tuple[int, ...] = (),
+    note: str = "",
+) -> int: ...
+@overload
+def check_int(
+    key: str,
+    value: Any,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    optional: bool,
+    also: tuple[int, ...] = (),
+    note: str = "",
+) -> int | None: ...
 def check_int(
     key: str,
     value: Any,
@@ -80,6 +102,30 @@ def check_int(
     return int(value)
 
 
+@overload
+def check_real(
+    key: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: Literal[False] = False,
+    note: str = "",
+) -> float: ...
+@overload
+def check_real(
+    key: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: bool,
+    note: str = "",
+) -> float | None: ...
 def check_real(
     key: str,
     value: Any,

@@ -79,7 +79,7 @@ def build_agent(spec: Mapping[str, Any], env: Any) -> Any:
         ) from exc
 
 
-def _import_class(path: str) -> type:
+def _import_class(path: str) -> Any:
     module, _, name = path.rpartition(".")
     obj: Any = importlib.import_module(module)
     for part in name.split("."):
@@ -227,6 +227,7 @@ class FrozenAgent:
                 self._obs, self._info = self.env.reset(seed=self.seed)
             self._own_stream = True
         obs, info = self._obs, self._info
+        assert obs is not None  # set just above or by the learning phase / continue_stream
         while self.num_timesteps < target:
             actions = self.act(obs, explore=False, info=info)
             next_obs, rewards, terminated, truncated, next_info = self.env.step(actions)
