@@ -22,46 +22,18 @@ from typing import Any
 import numpy as np
 
 from agents.base import Info
-from agents.baselines.scoring import ScoringAgent, top_candidates
+from agents.baselines.oracle import OracleAgent
+from agents.baselines.scoring import ScoringAgent
 from recsim_env.catalogue import LENGTH_MAX, LENGTH_MIN
 
 
-class OracleLongTermAgent(ScoringAgent):
+class OracleLongTermAgent(OracleAgent):
     """Recommends the long-term reference's choice ``info["longterm_action"]`` (or ranks
     ``info["longterm_value"]``) from the info that came with ``obs``. An upper reference."""
 
-    def __init__(self, env: Any, seed: int | None = None) -> None:
-        super().__init__(env, seed=seed)
-        self._hparams = {"seed": seed}
-
-    def act_batch(self, obs: np.ndarray, *, explore: bool, info: Info | None) -> np.ndarray:
-        if info is None:
-            raise ValueError(
-                "OracleLongTermAgent.act needs the ground-truth `info` that came with `obs` "
-                "(call act(obs, info=info) with the info of the reset()/step() that returned obs)"
-            )
-        if "longterm_action" in info:
-            actions = np.asarray(info["longterm_action"], dtype=np.int64)
-        elif "longterm_value" in info:
-            actions = top_candidates(np.asarray(info["longterm_value"]), self.slate_size)
-        else:
-            raise KeyError(
-                "OracleLongTermAgent.act needs info['longterm_action'] or info['longterm_value'], "
-                "which only an env with returning_users=True (e.g. recsim_env/LongTerm-v0) "
-                f"provides (got keys {sorted(info)})"
-            )
-        expected = obs.shape[:-1] + ((self.slate_size,) if self.slate_size else ())
-        if actions.shape != expected:
-            raise ValueError(
-                f"info['longterm_action'] has shape {actions.shape}, expected {expected} "
-                "for these observations: is `info` the one that came with `obs`?"
-            )
-        return actions.copy()
-
-    def scores(self, obs: np.ndarray, *, explore: bool, info: Info | None) -> np.ndarray:
-        if info is None or "longterm_value" not in info:
-            raise ValueError("OracleLongTermAgent.scores needs info['longterm_value']")
-        return np.asarray(info["longterm_value"], dtype=np.float64)
+    action_key = "longterm_action"
+    value_key = "longterm_value"
+    needs = ", which only an env with returning_users=True (e.g. recsim_env/LongTerm-v0) provides"
 
 
 class LongTermRuleAgent(ScoringAgent):
