@@ -363,6 +363,27 @@ def test_a_sweep_job_killed_by_a_signal_fails_alone(tmp_path, env):
     assert "seed=1" in failures[0]["overrides"] and "1 failed" in output
 
 
+def test_sigterm_to_a_sweep_reaches_its_forked_job_which_checkpoints(tmp_path, env):
+    """The launcher's process passes SIGTERM on to the job it waits for (a forked child)."""
+    sweep_dir = tmp_path / "sweep"
+    job = sweep_dir / "0"
+    sweep = start(["-m", *LONG, "seed=0", f"hydra.sweep.dir={sweep_dir}"], env, tmp_path / "log")
+    wait_until(
+        lambda: (
+            (job / "metrics.csv").exists()
+            and len((job / "metrics.csv").read_bytes().splitlines()) > 2
+        ),
+        sweep,
+        "the job's first metrics",
+    )
+    assert RunDir(job).lock_holder() not in (None, sweep.pid)  # the job runs in a child
+    sweep.send_signal(signal.SIGTERM)  # to the sweep's process only
+    assert sweep.wait(timeout=120) == 0, (tmp_path / "log").read_text()
+    state = RunDir(job).state()
+    assert state.status == "interrupted" and state.summary["num_timesteps"] < 60000
+    assert RunDir(job).latest_checkpoint().step == state.summary["num_timesteps"]
+
+
 def test_a_job_left_running_by_a_dead_process_is_reported_killed(tmp_path):
     from experiments.integrations.hydra_callbacks import scan_sweep
 
