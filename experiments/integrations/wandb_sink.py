@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,12 +36,12 @@ from typing import Any
 
 from experiments.analysis.schema import optimization_direction, run_labels
 from experiments.integrations.wandb_reader import api_key_configured
+from experiments.run.secrets import SECRET_KEY_PATTERN
 from experiments.run.sinks import RunContext
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
-SECRET_KEY_PATTERN = re.compile(r"(api[_-]?key|token|secret|password|passwd)", re.IGNORECASE)
 MAX_TAG_LEN = 64
 
 

@@ -7,10 +7,17 @@ everything else as one plain data tree (:mod:`recsim_env.state_io`: JSON + ``.np
 state (clock, parts), the training env's ``state_dict()``, the metric writer's position and the
 global RNG states (Python's ``random`` as lists, numpy's legacy state as an array, torch's as a
 byte array), which SB3 draws from.
+
+Last, ``manifest.json`` records the size and SHA-256 of every file, so that a checkpoint damaged
+after it was written (a truncated file, a disk error) is recognised before anything is loaded
+from it — whatever format the agent's own files have — and the runner can fall back to an older
+one (:class:`CorruptCheckpoint`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +33,10 @@ if TYPE_CHECKING:
     from experiments.run.protocol import LifelongProtocol
 
 FORMAT = 2  # 1: the pickled state.pkl of earlier versions
+
+
+class CorruptCheckpoint(RunDirError):
+    """A checkpoint that cannot be loaded (damaged, incomplete, or not loadable by this agent)."""
 
 
 def global_rng_state() -> dict[str, Any]:
@@ -70,18 +81,78 @@ def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
             "rng": global_rng_state(),
         }
         save_tree(ckpt.state, payload)
+        write_manifest(ckpt)
     return run_dir.checkpoint_path(protocol.num_timesteps)
 
 
-def restore(ckpt: Checkpoint, protocol: LifelongProtocol, agent_cls: type[Agent]) -> Agent:
-    """Put the run back where ``ckpt`` was taken; returns the agent (``agent_cls.load``)."""
+# ---------------------------------------------------------------------------------------- integrity
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_manifest(ckpt: Checkpoint) -> None:
+    """``manifest.json``: ``{relative path: {size, sha256}}`` of every file of the checkpoint."""
+    entries = {
+        str(p.relative_to(ckpt.path)): {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in _files(ckpt.path)
+        if p != ckpt.manifest
+    }
+    ckpt.manifest.write_text(json.dumps({"files": entries}, indent=1, sort_keys=True) + "\n")
+
+
+def damage(ckpt: Checkpoint) -> str | None:
+    """What is wrong with ``ckpt``'s files (``None``: they are as written).
+
+    Checkpoints written before manifests existed are only checked for their state file.
+    """
     if ckpt.legacy:
-        raise RunDirError(
-            f"{ckpt.path} was written by an earlier version (pickled state.pkl), which cannot be "
-            "resumed any more: start a fresh run"
+        return (
+            "written by an earlier version (pickled state.pkl), which cannot be resumed any more: "
+            "start a fresh run"
         )
-    payload = load_tree(ckpt.state)
-    agent = agent_cls.load(ckpt.agent, env=protocol.train_env)
+    if not ckpt.state.is_file():
+        return f"no {ckpt.state.name}"
+    if not ckpt.manifest.exists():
+        return None
+    try:
+        entries = json.loads(ckpt.manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable {ckpt.manifest.name} ({exc})"
+    for name, entry in sorted(entries.items()):
+        path = ckpt.path / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != entry["size"]:
+            return f"{name} has {size} bytes, {entry['size']} were written (truncated?)"
+        if _sha256(path) != entry["sha256"]:
+            return f"{name} differs from what was written (SHA-256 mismatch)"
+    return None
+
+
+# ---------------------------------------------------------------------------------------- restore
+def restore(ckpt: Checkpoint, protocol: LifelongProtocol, agent_cls: type[Agent]) -> Agent:
+    """Put the run back where ``ckpt`` was taken; returns the agent (``agent_cls.load``).
+
+    Everything is read first; only then is anything changed, so a :class:`CorruptCheckpoint`
+    (the checkpoint is damaged or cannot be loaded) leaves ``protocol`` as it was and the caller
+    can try an older checkpoint.
+    """
+    problem = damage(ckpt)
+    if problem is not None:
+        raise CorruptCheckpoint(f"{ckpt.path}: {problem}")
+    try:
+        payload = load_tree(ckpt.state)
+        agent = agent_cls.load(ckpt.agent, env=protocol.train_env)
+    except Exception as exc:  # any loader's error on a damaged file: zip, torch, JSON, npz ...
+        raise CorruptCheckpoint(
+            f"{ckpt.path}: cannot load it ({type(exc).__name__}: {exc})"
+        ) from exc
     env = protocol.train_env
     if not isinstance(env, Resumable):
         raise TypeError(f"the training env {type(env).__name__} has no load_state_dict()")

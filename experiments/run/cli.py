@@ -14,19 +14,32 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from experiments.run.config import CONF_DIR, ConfigError, explain_unknown_override
-from experiments.run.job import run
+from experiments.run.isolation import isolate_this_job, run_in_child
+from experiments.run.job import preload, run
 from experiments.run.protocol import RunInterrupted
+from experiments.run.resume import resumable
+from experiments.run.secrets import hide_secret_overrides
 
 __all__ = ["CONF_DIR", "main", "route_resume_argv", "run"]
+
+# config groups that a resumed run composes as it was composed (not `sweep`/`local`: a sweep's
+# grid would start a multirun, and machine-local settings belong to this machine)
+RESUMED_GROUPS = ("env", "agent", "logger", "protocol", "experiment")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
+    if isolate_this_job():  # a job killed by a signal must not take the sweep down with it
+        from hydra.core.hydra_config import HydraConfig
+
+        preload(cfg)  # imported once here, not again in every forked job
+        return run_in_child(lambda: run(cfg), HydraConfig.get().runtime.output_dir)
     try:
         return run(cfg)
     except RunInterrupted:
@@ -36,15 +49,24 @@ def _hydra_main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
+def _given_groups(args: list[str]) -> set[str]:
+    keys = {a.split("=", 1)[0] for a in args if "=" in a and not a.startswith("-")}
+    return {k.removeprefix("override ").lstrip("+~") for k in keys}
+
+
 def route_resume_argv(argv: list[str]) -> list[str]:
     """``resume=<dir>`` → also ``hydra.run.dir=<dir>`` so that the run continues in its own dir.
 
     Hydra picks the output dir before the task function runs; without this, a resumed run would get
-    a fresh timestamped dir. Also keeps Hydra from overwriting the run's ``.hydra/`` files.
+    a fresh timestamped dir. Also keeps Hydra from overwriting the run's ``.hydra/`` files, and
+    composes the run's own config groups (``agent=linucb`` for a LinUCB run), so that overrides
+    on the command line are checked against the run's agent rather than the default one.
+
+    Raises :class:`~experiments.run.rundir.NotARunDir` if ``<dir>`` holds no run to continue.
     """
     args = list(argv)
     resume = [a.split("=", 1)[1] for a in args[1:] if a.startswith("resume=")]
-    given = {a.split("=", 1)[0] for a in args[1:] if "=" in a}
+    given = _given_groups(args[1:])
     if (
         not resume
         or resume[-1].lower() in ("true", "false")
@@ -52,8 +74,18 @@ def route_resume_argv(argv: list[str]) -> list[str]:
         or "--multirun" in args
     ):
         return args
+    rd = resumable(resume[-1])
+    choices = rd.job().choices
+    routed = [
+        f"{group}={choices[group]}"
+        for group in RESUMED_GROUPS
+        if group in choices and group not in given
+    ]
+    if "experiment" in choices and "hydra.mode" not in given:
+        routed.append("hydra.mode=RUN")  # an experiment's multirun grid: this is one of its jobs
+    args[1:1] = routed
     if "hydra.run.dir" not in given:
-        args.append(f"hydra.run.dir={resume[-1]}")
+        args.append(f"hydra.run.dir={Path(resume[-1])}")
     if "hydra.output_subdir" not in given:
         args.append("hydra.output_subdir=null")
     return args
@@ -61,7 +93,13 @@ def route_resume_argv(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console script ``recsim-train``."""
-    sys.argv = route_resume_argv(sys.argv)
+    # secrets first: nothing after this (Hydra's files, W&B's record of argv) sees their values
+    sys.argv = hide_secret_overrides(sys.argv)
+    try:
+        sys.argv = route_resume_argv(sys.argv)
+    except ConfigError as exc:
+        print(f"recsim-train: {exc}", file=sys.stderr)
+        sys.exit(2)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     flags = {a for a in sys.argv[1:] if a.startswith("-")}
     overrides = [a for a in sys.argv[1:] if not a.startswith("-")]

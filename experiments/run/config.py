@@ -228,6 +228,9 @@ def instantiate_checked(node: DictConfig, key: str, **kwargs: Any) -> Any:
     except TypeError as exc:
         if "unexpected keyword argument" in str(exc):
             bad = str(exc).split("unexpected keyword argument")[-1].strip(" '\"")
+            nested = _nested_unknown(node, key, str(target), bad, str(exc))
+            if nested is not None:
+                raise ConfigError(nested) from exc
             accepted = _accepted_kwargs(str(target))
             close = difflib.get_close_matches(bad, accepted, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -237,6 +240,69 @@ def instantiate_checked(node: DictConfig, key: str, **kwargs: Any) -> Any:
         raise ConfigError(f"invalid {key} config for {target}: {_describe(exc)}") from exc
     except ValueError as exc:
         raise ConfigError(f"invalid {key} config for {target}: {_describe(exc)}") from exc
+
+
+def _nested_unknown(node: Any, key: str, target: str, bad: str, message: str) -> str | None:
+    """The message for a keyword that a *nested* mapping passed on (``agent.sb3_kwargs.foo`` →
+    SB3's ``DQN``): it names the key's real path and what the mapping takes. ``None`` if ``bad``
+    is a top-level key of ``node`` or in no nested mapping."""
+    tree = _plain(node)
+    if not isinstance(tree, Mapping) or bad in tree:
+        return None
+    paths: list[str] = []
+
+    def walk(sub: Any, prefix: str) -> None:
+        if isinstance(sub, Mapping):
+            for k, v in sub.items():
+                if k == bad and prefix:
+                    paths.append(f"{prefix}{k}")
+                walk(v, f"{prefix}{k}.")
+
+    walk(tree, "")
+    if not paths:
+        return None
+    path = f"{key}.{paths[0]}"
+    section = path.rsplit(".", 1)[0]
+    callee = message.split("()", 1)[0].strip().split()[-1] if "()" in message else ""
+    owner = callee.rsplit(".", 1)[0] if callee.endswith("__init__") else callee
+    receiver = _class_attribute_named(target, owner)
+    if receiver is None:
+        return f"unknown config key {path}: {callee or target} takes no argument {bad!r}"
+    params = [
+        p
+        for p, spec in inspect.signature(receiver).parameters.items()
+        if p not in ("self", "env", "policy")
+        and not p.startswith("_")
+        and p not in tree  # set through the section's own keys
+        and spec.kind is not spec.VAR_KEYWORD
+    ]
+    close = difflib.get_close_matches(bad, params, n=1)
+    hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+    name = f"{receiver.__module__.split('.')[0]}.{receiver.__qualname__}"
+    return (
+        f"unknown config key {path}: {name} takes no argument {bad!r}{hint}; {section} passes "
+        f"arguments on to {name}, which takes (besides those {key}'s own keys set): {params}"
+    )
+
+
+def _class_attribute_named(target: str, name: str) -> Any:
+    """The class that ``target``'s class refers to under the name ``name`` (e.g. SB3's ``DQN`` of
+    our ``SB3DQN.algorithm``), or ``None``."""
+    if not name:
+        return None
+    try:
+        module_name, _, attr = target.rpartition(".")
+        cls = getattr(importlib.import_module(module_name), attr)
+    except Exception:
+        return None
+    for value in vars(cls).values() if isinstance(cls, type) else ():
+        if isinstance(value, type) and value.__name__ == name:
+            return value
+    for klass in getattr(cls, "__mro__", ())[1:]:
+        for value in vars(klass).values():
+            if isinstance(value, type) and value.__name__ == name:
+                return value
+    return None
 
 
 def _describe(exc: BaseException) -> str:

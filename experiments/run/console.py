@@ -70,19 +70,36 @@ def progress(enabled: bool, protocol: LifelongProtocol) -> Iterator[None]:
     protocol.on_progress = None
 
 
+DUPLICATE_SIGNAL_S = 1.0  # a repeat this soon is the same signal delivered twice
+
+
 @contextmanager
 def stop_on_signals(protocol: LifelongProtocol) -> Iterator[None]:
-    """SIGTERM / first SIGINT: checkpoint at the next step and stop (preemption-friendly)."""
+    """SIGTERM / first SIGINT: checkpoint at the next step and stop (preemption-friendly).
+
+    A second signal acts as usual (Ctrl-C twice stops at once), unless it comes within
+    :data:`DUPLICATE_SIGNAL_S` of the first: then it is the same signal delivered twice (to the
+    process group by the terminal or SLURM, and passed on by a launcher's process that waits for
+    this one, :mod:`experiments.run.isolation`) and is ignored.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous: dict[int, Any] = {}
+    first: dict[str, float] = {}
 
     def handler(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
-        protocol.stop_requested = name
-        signal.signal(signum, previous[signum])  # a second signal acts as usual
-        log.warning("%s received: checkpointing and stopping", name)
+        now = time.monotonic()
+        if "t" not in first:
+            first["t"] = now
+            protocol.stop_requested = name
+            log.warning("%s received: checkpointing and stopping", name)
+            return
+        if now - first["t"] < DUPLICATE_SIGNAL_S:
+            return
+        signal.signal(signum, previous[signum])  # act as usual from now on
+        signal.raise_signal(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, handler)

@@ -12,10 +12,17 @@ failing job writes ``error.txt`` and a ``summary.json`` with ``status: failed``,
 returns NaN, so that the other jobs still run (the Hydra callback
 :class:`experiments.integrations.hydra_callbacks.FailureReport` lists them at the end).
 
-Resume: ``resume=true`` continues the run in the current output dir, ``resume=<dir>`` the run in
-``<dir>`` (the console script routes Hydra's output dir there). The run continues with its saved
-``config.yaml`` (a ``protocol.total_steps=`` on the command line may extend it); other command-line
-overrides are ignored with a warning. A run that was already completed is not trained again.
+Resume: ``resume=true`` continues the run in the current output dir (a fresh run if it holds none,
+e.g. a sweep job that never started), ``resume=<dir>`` the run in ``<dir>`` (the console script
+routes Hydra's output dir there; a ``<dir>`` without a run to continue is an error, never a fresh
+run). The run continues with its saved ``config.yaml``: a ``protocol.total_steps=`` on the command
+line may extend it (never below the step it is at: that is refused, the config left untouched),
+secrets (:mod:`experiments.run.secrets`) are taken from the command line, other overrides are
+ignored with a warning. A run that was already completed is not trained again. If the newest
+checkpoint is damaged, the run continues from the newest intact one (a warning says which).
+
+Nothing that refuses to resume (:class:`~experiments.run.rundir.RunDirError`) writes into the run
+dir: its record stays what it was.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.base import Agent
 from experiments.analysis.schema import run_name
-from experiments.run import console
+from experiments.run import console, resume
 from experiments.run.config import (
     ConfigError,
     EnvConfig,
@@ -44,21 +51,19 @@ from experiments.run.config import (
 )
 from experiments.run.protocol import LifelongProtocol, RunInterrupted
 from experiments.run.rundir import (
+    INTERRUPTED,
     RUNNING,
-    Checkpoint,
     JobRecord,
     RunDir,
     RunDirError,
-    RunDirInUse,
     clean_choices,
     override_key,
 )
+from experiments.run.secrets import redact, redact_overrides
 from experiments.run.sinks import MetricSink, MetricWriter, RunContext
 from recsim_env.vector_env import RecSimVectorEnv
 
 log = logging.getLogger("experiments.run")
-
-RESUMABLE_OVERRIDES = ("protocol.total_steps",)
 
 
 @dataclass(frozen=True)
@@ -119,16 +124,22 @@ def run(
         sweep_dir=hydra_job.sweep_dir,
         job_num=hydra_job.job_num,
     )
+    if path.exists() and not path.is_dir():
+        raise RunDirError(
+            f"the output dir {path} is a file: choose a directory (hydra.run.dir=...)"
+        )
     rd = RunDir(path).create()
     try:
         with rd.lock():
             try:
                 return _run(cfg, rd, job, on_eval)
-            except RunDirError:
-                raise  # never overwrite another run's record
-            except BaseException as exc:  # KeyboardInterrupt too: the record must say what happened
-                if not isinstance(exc, RunInterrupted):
-                    rd.record_failure(exc)
+            except (RunDirError, RunInterrupted):
+                raise  # never overwrite another run's record; an interrupted one is recorded
+            except (KeyboardInterrupt, SystemExit) as exc:  # a second Ctrl-C: stop at once
+                _record_interrupted(rd, exc)
+                raise
+            except BaseException as exc:  # the record must say what happened
+                rd.record_failure(exc)
                 raise
     except RunInterrupted as exc:
         log.warning("%s. Resume with: recsim-train resume=%s", exc, rd)
@@ -142,45 +153,23 @@ def run(
         raise
 
 
-def _resolve_resume(
-    cfg: DictConfig, rd: RunDir, overrides: Sequence[str]
-) -> tuple[DictConfig, Checkpoint | None]:
-    """Decide the config and the checkpoint of this run (see module doc)."""
-    resume = cfg.get("resume", False)
-    if isinstance(resume, str) and resume.lower() in ("true", "false"):
-        resume = resume.lower() == "true"
-    checkpoint = rd.latest_checkpoint()
-    if not resume:
-        if checkpoint is not None:
-            raise RunDirInUse(
-                f"{rd} already holds a run (checkpoint {checkpoint.path.name}); pass resume=true "
-                "to continue it, or choose another output dir (hydra.run.dir=...)"
-            )
-        return cfg, None
-    if isinstance(resume, str) and Path(resume).resolve() != rd.path.resolve():
-        raise ConfigError(
-            f"resume={resume} but this job writes to {rd}: run `recsim-train resume={resume}` "
-            f"(the console script routes the output dir) or add hydra.run.dir={resume}"
+def _record_interrupted(rd: RunDir, exc: BaseException) -> None:
+    """``status: interrupted`` for a run stopped without a checkpoint of the moment (it resumes
+    from its last periodic one)."""
+    try:
+        rd.set_status(
+            INTERRUPTED,
+            interrupted=f"{type(exc).__name__}: stopped without a checkpoint of this step; "
+            "resume continues from the last periodic checkpoint",
         )
-    saved = rd.load_config()
-    if checkpoint is None or saved is None:
-        log.warning("resume: nothing to resume in %s; starting a fresh run", rd)
-        return cfg, None
-    given = {override_key(o): o for o in overrides}
-    ignored = [
-        o
-        for k, o in given.items()
-        if k != "resume" and k not in RESUMABLE_OVERRIDES and not k.startswith("hydra")
-    ]
-    if ignored:
-        log.warning(
-            "resume: the run continues with its saved config; ignoring overrides %s", ignored
-        )
-    for key in RESUMABLE_OVERRIDES:
-        if key in given:
-            OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
-    saved.resume = True
-    return saved, checkpoint
+    except OSError as error:
+        log.error("cannot record the interruption in %s: %s", rd, error)
+
+
+def _save_config(rd: RunDir, cfg: DictConfig) -> None:
+    """``config.yaml``: the resolved config, secrets redacted."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    rd.save_config(OmegaConf.create(redact(container)))
 
 
 def _record_job(rd: RunDir, cfg: DictConfig, job: JobInfo, resumed: bool) -> JobRecord:
@@ -190,15 +179,16 @@ def _record_job(rd: RunDir, cfg: DictConfig, job: JobInfo, resumed: bool) -> Job
     if resumed and (record.overrides or record.choices):
         given = {override_key(o): o for o in job.overrides}
         kept = [
-            given.get(override_key(o), o) if override_key(o) in RESUMABLE_OVERRIDES else o
+            given.get(override_key(o), o) if override_key(o) in resume.RESUMABLE_OVERRIDES else o
             for o in record.overrides
         ]
         have = {override_key(o) for o in kept}
-        kept += [o for k, o in given.items() if k in RESUMABLE_OVERRIDES and k not in have]
+        kept += [o for k, o in given.items() if k in resume.RESUMABLE_OVERRIDES and k not in have]
         record.overrides = kept
     else:
         record.choices = dict(job.choices)
         record.overrides = list(job.overrides)
+    record.overrides = redact_overrides(record.overrides)
     record.run_id = record.run_id or RunDir.new_run_id()  # created once, kept across resumes
     record.name = run_name(config, record.choices, job.job_num if job.multirun else None)
     record.group = job.sweep_dir.name if job.sweep_dir is not None else ""
@@ -212,12 +202,19 @@ def _run(
     job: JobInfo,
     on_eval: Callable[[int, Mapping[str, Any]], None] | None,
 ) -> float:
-    cfg, checkpoint = _resolve_resume(cfg, rd, job.overrides)
-    typed = validate(cfg)
+    saved = rd.load_config()
+    cfg, checkpoint = resume.resolve(cfg, rd, job.overrides)
+    try:
+        typed = validate(cfg)
+    except ConfigError as exc:
+        if checkpoint is None:
+            raise
+        raise RunDirError(f"cannot resume {rd}: {exc}") from exc  # its record stays as it was
     top, env_cfg, protocol_cfg = typed.top, typed.env, typed.protocol
-    given = {override_key(o) for o in job.overrides}
-    if checkpoint is None or any(k in given for k in RESUMABLE_OVERRIDES):
-        rd.save_config(cfg)
+    if checkpoint is None or any(
+        OmegaConf.select(cfg, k) != OmegaConf.select(saved, k) for k in resume.RESUMABLE_OVERRIDES
+    ):
+        _save_config(rd, cfg)
     record = _record_job(rd, cfg, job, resumed=checkpoint is not None)
     rd.clear_error()
     rd.remove_stale_temporaries()
@@ -225,10 +222,11 @@ def _run(
     seed_everything(top.seed, top.torch_threads)
     train_env = make_env(env_cfg)
     writer: MetricWriter | None = None
+    failed = True
     try:
         train_env.reset(seed=top.seed)  # a seeded world even for agents that reset without a seed
         agent: Agent = instantiate_checked(cfg.agent, "agent", env=train_env)
-        config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+        config = redact(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)))
         context = RunContext(
             run_dir=rd.path,
             config=config,
@@ -251,8 +249,7 @@ def _run(
             train_env, make_eval_env, writer, protocol_cfg, rd, on_eval=on_eval
         )
         if checkpoint is not None:
-            log.info("resuming from %s", checkpoint.path)
-            agent = protocol.restore(checkpoint, type(agent))
+            agent = resume.restore(protocol, rd, checkpoint, type(agent))
         log.info(
             "run dir %s | agent %s | env %s x%d | %d user-steps",
             rd,
@@ -282,11 +279,42 @@ def _run(
         else:
             console.print_summary(summary, rd.path)
         value = summary.get(top.optimize_metric, math.nan)
+        failed = False
         return float(value) if value is not None else math.nan
     finally:
-        if writer is not None:
-            writer.close()
-        train_env.close()
+        try:
+            if writer is not None:
+                writer.close()
+            train_env.close()
+        except Exception:
+            if not failed:
+                raise
+            # the error in flight is the one to report (e.g. a full disk: closing fails again)
+            log.exception("closing the run's sinks after the failure failed too")
+
+
+def preload(cfg: DictConfig) -> None:
+    """Import what a job of ``cfg`` needs: torch, the simulator, the agent's and sinks' modules.
+
+    Called before a job is forked (:mod:`experiments.run.isolation`), so that every child starts
+    with them loaded (shared copy-on-write) instead of importing them again. Import errors are left
+    for the job itself to report.
+    """
+    import importlib
+
+    import torch  # noqa: F401
+
+    import recsim_env  # noqa: F401
+
+    sinks = (cfg.get("logger") or {}).get("sinks") or {}
+    targets = [OmegaConf.select(cfg, "agent._target_")]
+    targets += [OmegaConf.select(s, "_target_") for s in sinks.values() if s is not None]
+    for target in targets:
+        if isinstance(target, str) and "." in target:
+            try:
+                importlib.import_module(target.rpartition(".")[0])
+            except Exception:
+                continue
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:

@@ -23,18 +23,28 @@ kernel, so a killed run can always be resumed.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import os
 import shutil
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
+from experiments.run import lock as dir_lock
+from experiments.run.files import (  # noqa: F401 — re-exported: the run dir's writers and readers
+    DISK_FULL,
+    open_lines,
+    read_metrics_csv,
+    to_jsonable,
+    truncate_torn_line,
+    write_json_atomic,
+    write_text_atomic,
+)
+from experiments.run.overrides import clean_choices, override_key, same_job  # noqa: F401
 from recsim_env.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,32 +72,8 @@ class RunDirLocked(RunDirError):
     """Another live process is writing this run dir."""
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as JSON so that readers never see a half-written file (write + rename)."""
-    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=True) + "\n"
-    write_text_atomic(path, text)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def to_jsonable(obj: Any) -> Any:
-    """numpy scalars/arrays → Python; leaves NaN as NaN (JSON readers of pandas/json accept it)."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist"):  # numpy scalar or array
-        return to_jsonable(obj.tolist())
-    return obj
+class NotARunDir(RunDirError):
+    """``resume=<path>`` names something that holds no run to continue."""
 
 
 @dataclass
@@ -131,6 +117,11 @@ class Checkpoint:
         return self.path / "state.npz"
 
     @property
+    def manifest(self) -> Path:
+        """Size and SHA-256 of every other file: a damaged checkpoint is detected before loading."""
+        return self.path / "manifest.json"
+
+    @property
     def legacy(self) -> bool:
         """Written before checkpoints dropped pickle (``state.pkl``): not resumable any more."""
         return (self.path / "state.pkl").exists() and not self.state.exists()
@@ -156,7 +147,6 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -222,35 +212,42 @@ class RunDir:
     def lock(self) -> Iterator[RunDir]:
         """Hold the run dir for this process (an OS lock, released when the process dies).
 
-        A second writer raises :class:`RunDirLocked` naming the dir and the holder's pid.
+        A second writer raises :class:`RunDirLocked` naming the dir and the holder's pid. Nested
+        ``lock()`` calls of one process (the Hydra callback that locks the dir before Hydra writes
+        into it, then the runner) share the one lock.
         """
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock, the run goes on
-            yield self
-            return
-        self.create()
-        path = self.path / self.LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise RunDirLocked(
-                f"{self.path} is being written by another process (pid {holder}): wait for it "
-                "to end (or stop it), or choose another output dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        acquired = self.acquire_lock()
         try:
             yield self
         finally:
-            self._lock_fd = None
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            os.close(fd)  # releases the flock
+            if acquired:
+                self.release_lock()
+
+    def acquire_lock(self) -> bool:
+        """Take the run dir's lock; ``False`` if this process already holds it (nothing to do).
+
+        Raises :class:`RunDirLocked` (naming the dir and the holder's pid) if another process
+        does. A lock whose holder died is free: the kernel released it with the process.
+        """
+        try:
+            return dir_lock.acquire(self.path, self.LOCK)
+        except dir_lock.LockHeld as held:
+            raise RunDirLocked(
+                f"{self.path} is being written by another process (pid {held.holder}): wait for "
+                "it to end (or stop it), or choose another output dir"
+            ) from None
+
+    def release_lock(self) -> None:
+        """Release the lock this process holds (no-op if it holds none)."""
+        dir_lock.release(self.path)
+
+    def lock_holder(self) -> int | None:
+        """The pid of the live process that holds the run dir (``None``: nobody writes it now).
+
+        A run whose ``summary.json`` says ``running`` but that nobody holds was killed without a
+        record (SIGKILL, out of memory, a lost node).
+        """
+        return dir_lock.holder(self.path, self.LOCK)
 
     def remove_stale_temporaries(self) -> None:
         """Half-written files of a killed earlier attempt (they were never renamed into place)."""
@@ -326,10 +323,30 @@ class RunDir:
         return json.loads(self.summary_path.read_text())
 
     def record_failure(self, exc: BaseException) -> None:
-        """``error.txt`` (the traceback) and ``status: failed`` (partial metrics kept)."""
-        self.create()
-        write_text_atomic(self.error_path, "".join(traceback.format_exception(exc)))
-        self.set_status(FAILED, error=f"{type(exc).__name__}: {exc}")
+        """``status: failed`` with the error in ``summary.json`` (partial metrics kept), and the
+        traceback in ``error.txt``.
+
+        Never raises: it runs while another exception propagates, which must stay the one the
+        caller sees. On a full disk each file is written in place if its temporary cannot be
+        (see :func:`write_text_atomic`); what cannot be written at all is logged.
+        """
+        message = f"{type(exc).__name__}: {exc}"
+        try:
+            self.create()
+            try:
+                summary = self.read_summary() or {}
+            except ValueError:
+                summary = {}
+            summary.update(status=FAILED, error=message)
+            text = json.dumps(to_jsonable(summary), indent=2, sort_keys=True) + "\n"
+            write_text_atomic(self.summary_path, text, in_place_fallback=True)
+        except OSError as write_error:
+            log.error("cannot record the failure in %s: %s", self.summary_path, write_error)
+        try:
+            trace = "".join(traceback.format_exception(exc))
+            write_text_atomic(self.error_path, trace, in_place_fallback=True)
+        except OSError as write_error:
+            log.error("cannot write %s: %s", self.error_path, write_error)
 
     def set_status(self, status: str, **fields: Any) -> dict[str, Any]:
         """Update the status (and ``fields``) of ``summary.json``, keeping its metrics."""
@@ -372,17 +389,26 @@ class RunDir:
             lines = self.error_path.read_text(errors="replace").strip().splitlines()
             error = lines[-1] if lines else f"failed (empty {self.ERROR})"
         if status == RUNNING:
-            error = error or "incomplete: still running, or killed without a record (resume it)"
+            if self.lock_holder() is None and (self.path / self.LOCK).exists():
+                error = error or (
+                    "killed: the process ended without a record (a signal such as SIGKILL, out "
+                    "of memory, a lost node); resume it from its last checkpoint"
+                )
+            else:
+                error = error or "incomplete: still running, or killed without a record (resume it)"
         elif status == INTERRUPTED:
             error = error or "interrupted (checkpointed; resume it with resume=true)"
         return RunState(status, error, summary)
 
     # ------------------------------------------------------------------------------ metrics
     def open_metrics(self, *, append: bool) -> IO[bytes]:
-        """``metrics.csv`` unbuffered: every ``write`` is one system call of whole lines."""
+        """``metrics.csv`` unbuffered: every ``write`` is one system call of whole lines.
+
+        Appending first drops a torn last line (a write cut short by a crash or a full disk), so
+        every line of the file stays a whole row.
+        """
         self.create()
-        mode = "ab" if append and self.metrics_path.exists() else "wb"
-        return open(self.metrics_path, mode, buffering=0)  # the sink owns (and closes) it
+        return open_lines(self.metrics_path, append=append)
 
     def read_metrics(self) -> list[tuple[int, str, float]]:
         """Rows of ``metrics.csv``; a torn last line (a crash mid-write) or a bad value is skipped."""
@@ -420,9 +446,7 @@ class RunDir:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if (
-            final.exists()
-        ):  # the same step checkpointed twice (e.g. stop right after a periodic one)
+        if final.exists():  # the same step checkpointed twice (a stop just after a periodic one)
             shutil.rmtree(final)
         tmp.rename(final)  # atomic: the checkpoint appears whole
 
@@ -436,34 +460,6 @@ def natural_key(path: Path) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
 
 
-def clean_choices(choices: Mapping[Any, Any]) -> dict[str, str]:
-    """Hydra's group choices without its own ``hydra/*`` groups and unset (``null``) groups."""
-    return {
-        str(k): str(v)
-        for k, v in choices.items()
-        if v is not None and not str(k).startswith("hydra")
-    }
-
-
-def read_metrics_csv(path: str | Path) -> list[tuple[int, str, float]]:
-    """Rows of a long-format metrics file; torn or malformed lines are skipped."""
-    rows: list[tuple[int, str, float]] = []
-    path = Path(path)
-    if not path.exists():
-        return rows
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        next(reader, None)  # header
-        for row in reader:
-            if len(row) != 3:
-                continue
-            try:
-                rows.append((int(row[0]), row[1], float(row[2])))
-            except ValueError:
-                continue
-    return rows
-
-
 def _read_yaml(path: Path) -> Any:
     from omegaconf import OmegaConf
 
@@ -472,21 +468,3 @@ def _read_yaml(path: Path) -> Any:
         return OmegaConf.to_container(conf, resolve=True)
     except Exception:  # an interpolation that needs Hydra's resolvers (${now:...}, ${hydra:...})
         return OmegaConf.to_container(conf, resolve=False)
-
-
-def override_key(override: str) -> str:
-    """``+agent.lr=1`` → ``agent.lr``."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def same_job(a: Sequence[str], b: Sequence[str]) -> bool:
-    """Whether two override lists describe the same job (``resume`` and ``hydra.*`` ignored)."""
-
-    def identity(overrides: Sequence[str]) -> list[str]:
-        return sorted(
-            o
-            for o in overrides
-            if override_key(o) != "resume" and not override_key(o).startswith("hydra")
-        )
-
-    return identity(a) == identity(b)

@@ -17,6 +17,7 @@ equal those of an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
-from experiments.run.rundir import RunDir
+from experiments.run.rundir import RunDir, open_lines
 from recsim_env.validation import check_real
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ class CsvSink:
 
     Rows are buffered and written as whole lines, in one system call per batch, at most every
     ``flush_every_s`` seconds (and at every checkpoint and on close), so a crash at any moment
-    leaves a file that parses, missing at most the last few seconds. On resume it appends, after
-    truncating the rows written after the checkpoint it resumes from.
+    leaves a file that parses, missing at most the last few seconds. A write that fails half-way
+    (a full disk: ``ENOSPC``) is cut back to the last whole line before the error is raised, and a
+    torn last line left by a crash is dropped when the file is opened to append. On resume it
+    appends, after truncating the rows written after the checkpoint it resumes from.
     """
 
     HEADER = "step,key,value\n"
@@ -87,8 +90,7 @@ class CsvSink:
             log.warning("metrics go to %s; recsim-compare reads %s", filename, RunDir.METRICS)
             self.path = run_dir.path / filename
             run_dir.create()
-            append = context.resumed and self.path.exists()
-            self._file = open(self.path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
+            self._file = open_lines(self.path, append=context.resumed)
         else:
             self.path = run_dir.metrics_path
             self._file = run_dir.open_metrics(append=context.resumed)
@@ -99,10 +101,18 @@ class CsvSink:
         self._last_flush = time.monotonic()
 
     def _write(self, data: bytes) -> None:
+        """Append whole lines, or nothing: a failed write leaves no partial line behind."""
+        start = self._file.tell()
         view = memoryview(data)
-        while view:  # an unbuffered write may be partial: finish the lines
-            written = self._file.write(view)
-            view = view[written or 0 :]
+        try:
+            while view:  # an unbuffered write may be partial: finish the lines
+                written = self._file.write(view)
+                view = view[written or 0 :]
+        except OSError:
+            with contextlib.suppress(OSError):  # truncating frees space: it works on a full disk
+                self._file.truncate(start)
+                self._file.seek(start)
+            raise
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         step = int(step)
@@ -120,8 +130,9 @@ class CsvSink:
         if self._file.closed:
             return
         if self._rows:
-            self._write("".join(self._rows).encode())  # whole lines in one write
-            self._rows.clear()
+            data = "".join(self._rows).encode()
+            self._rows.clear()  # written or lost with the error: never written twice
+            self._write(data)  # whole lines in one write
         self._last_flush = time.monotonic()
 
     def state_dict(self) -> dict[str, Any]:

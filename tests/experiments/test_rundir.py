@@ -16,7 +16,6 @@ from experiments.run.rundir import (
     RUNNING,
     JobRecord,
     RunDir,
-    RunDirLocked,
     same_job,
 )
 
@@ -80,15 +79,35 @@ def test_checkpoints_appear_whole_and_the_newest_are_kept(run_dir):
 
 
 def test_one_writer_per_run_dir(run_dir):
+    """Nested locks of one process share the lock (the Hydra callback, then the runner); another
+    process is refused, naming the dir and the holder's pid; a dead holder's lock is free."""
+    import os
+    import subprocess
+    import sys
+
     rd = RunDir(run_dir)
-    with (
-        rd.lock(),
-        pytest.raises(RunDirLocked, match=rf"{run_dir}.*pid \d+"),
-        RunDir(run_dir).lock(),
-    ):
-        pass
-    with RunDir(run_dir).lock():  # released when the holder is done
-        pass
+    assert rd.lock_holder() is None
+    with rd.lock(), RunDir(run_dir).lock():
+        assert rd.lock_holder() == os.getpid()
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from experiments.run.rundir import RunDir\n"
+                "try:\n    RunDir(sys.argv[1]).acquire_lock()\n"
+                "except Exception as e:\n    print(type(e).__name__, e)",
+                str(run_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert probe.stdout.startswith("RunDirLocked"), probe.stdout + probe.stderr
+        assert str(run_dir) in probe.stdout and f"pid {os.getpid()}" in probe.stdout
+    assert rd.lock_holder() is None  # released when the outer holder is done
+    (run_dir / RunDir.LOCK).write_text("999999999\n")  # a stale pid of a dead process
+    with RunDir(run_dir).lock():
+        assert (run_dir / RunDir.LOCK).read_text().strip() == str(os.getpid())
 
 
 def test_sweep_job_identity_ignores_resume_and_hydra_keys():

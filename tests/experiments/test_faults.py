@@ -1,0 +1,521 @@
+"""Faults and misuse of the runner that must end cleanly (issue 14): two writers of one run dir,
+``resume=`` of something that is not a run, damaged checkpoints, a full disk, shrinking a finished
+run, a sweep job killed by a signal, unknown nested keys, and secrets on the command line.
+
+Real processes where the fault is about processes (the console script, Hydra's joblib launcher,
+signals); in-process runs through the compose API otherwise. Every run is tiny.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agents.baselines import RandomAgent
+from experiments.run import console, files
+from experiments.run.cli import route_resume_argv
+from experiments.run.config import ConfigError
+from experiments.run.job import run
+from experiments.run.rundir import NotARunDir, RunDir, RunDirError
+from experiments.run.secrets import hide_secret_overrides, is_secret_key, redact_overrides
+from experiments.run.sinks import CsvSink, RunContext
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+RECSIM_TRAIN = Path(sys.executable).parent / "recsim-train"
+
+
+@pytest.fixture
+def env(subprocess_env) -> dict[str, str]:
+    """The console script's environment, with this module importable (its test agents/sinks)."""
+    return dict(
+        subprocess_env, PYTHONPATH=os.pathsep.join([str(HERE), subprocess_env["PYTHONPATH"]])
+    )
+
+
+def recsim_train(args: list[str], env: dict[str, str], timeout: float = 300):
+    return subprocess.run(
+        [str(RECSIM_TRAIN), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [str(RECSIM_TRAIN), *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+
+
+def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the first process ended (rc={proc.returncode}) before {what}")
+        time.sleep(0.01)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def holds_lock(run_dir: Path, pid: int) -> bool:
+    lock = run_dir / RunDir.LOCK
+    return lock.exists() and lock.read_text().strip() == str(pid)
+
+
+def unique_rows(run_dir: Path) -> pd.DataFrame:
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    assert not frame.duplicated(["step", "key"]).any(), "duplicated step ranges"
+    return frame
+
+
+# ---------------------------------------------------------------------------------------- 1. two writers
+LONG = [
+    "agent=random",
+    "protocol=tiny",
+    "protocol.total_steps=60000",
+    "protocol.log_every=1000",
+    "protocol.eval_every=0",
+    "protocol.checkpoint_every=0",
+    "logger.sinks.csv.flush_every_s=0",
+    "progress=false",
+]
+
+
+def test_a_second_fresh_run_into_a_live_run_dir_is_refused(tmp_path, env):
+    """Two runs with different seeds into one hydra.run.dir: the second exits 2 naming the dir and
+    the holder's pid, before Hydra writes anything; the first's files are untouched."""
+    run_dir = tmp_path / "run"
+    first = start([*LONG, "seed=0", f"hydra.run.dir={run_dir}"], env, tmp_path / "first.log")
+    try:
+        wait_until(
+            lambda: (
+                (run_dir / "metrics.csv").exists()
+                and len((run_dir / "metrics.csv").read_bytes().splitlines()) > 2
+            ),
+            first,
+            "its first metrics",
+        )
+        first.send_signal(signal.SIGSTOP)  # deterministic overlap: the holder is alive, frozen
+        files = ["config.yaml", "metrics.csv", "run.json", "train.log", ".hydra/overrides.yaml"]
+        before = {name: (run_dir / name).read_bytes() for name in files}
+        second = recsim_train([*LONG, "seed=1", f"hydra.run.dir={run_dir}"], env)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"{run_dir} is being written by another process (pid {first.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert {name: (run_dir / name).read_bytes() for name in files} == before
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()
+    assert "seed: 0" in (run_dir / "config.yaml").read_text()
+    assert "seed=0" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert (run_dir / "metrics.csv").read_bytes().startswith(before["metrics.csv"])
+    steps = unique_rows(run_dir).query("key == 'online/reward'").step.tolist()
+    assert steps == sorted(steps) and len(steps) >= 59 and steps[-1] >= 60000  # one run's rows
+
+
+def test_two_concurrent_resumes_of_one_run_never_duplicate_steps(tmp_path, env, tiny_cfg):
+    run_dir = tmp_path / "run"
+    reference = tmp_path / "reference"
+    run(tiny_cfg("agent=linucb"), run_dir=run_dir, overrides=["agent=linucb"])
+    run(tiny_cfg("agent=linucb", "protocol.total_steps=1280"), run_dir=reference)
+    args = [f"resume={run_dir}", "protocol.total_steps=1280"]
+    first = start(args, env, tmp_path / "first.log")
+    try:
+        wait_until(lambda: holds_lock(run_dir, first.pid), first, "it locked the run dir")
+        first.send_signal(signal.SIGSTOP)
+        second = recsim_train(args, env)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"pid {first.pid}" in second.stderr and str(run_dir) in second.stderr
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()
+    resumed, straight = unique_rows(run_dir), unique_rows(reference)
+    deterministic = ~resumed.key.str.startswith("time/")
+    pd.testing.assert_frame_equal(
+        resumed[deterministic].reset_index(drop=True),
+        straight[~straight.key.str.startswith("time/")].reset_index(drop=True),
+    )
+
+
+# ---------------------------------------------------------------------------------------- 2. resume=<not a run>
+def _not_runs(tmp_path: Path, tiny_cfg) -> dict[str, tuple[Path, str]]:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    sweep = tmp_path / "sweep"
+    RunDir(sweep / "0").create().write_summary({"status": "completed"})
+    failed = RunDir(tmp_path / "failed").create()
+    failed.config_path.write_text("seed: 0\n")
+    failed.set_status("failed", error="ValueError: boom")
+    return {
+        "mistyped": (tmp_path / "outptus" / "12-00-00", "no such directory"),
+        "empty": (tmp_path / "empty", "is an empty directory"),
+        "file": (tmp_path / "a_file", "is a file, not a run directory"),
+        "sweep": (sweep, "is a sweep dir (1 runs under it)"),
+        "no checkpoint": (failed.path, "no checkpoint to continue from (failed: ValueError: boom)"),
+    }
+
+
+def test_resume_of_a_path_that_holds_no_run_says_what_it_is(tmp_path, tiny_cfg):
+    for name, (path, message) in _not_runs(tmp_path, tiny_cfg).items():
+        with pytest.raises(NotARunDir, match=message.replace("(", r"\(").replace(")", r"\)")):
+            route_resume_argv(["recsim-train", f"resume={path}"])
+        if path.is_dir():  # the runner refuses too (compose API): never a fresh run
+            with pytest.raises(NotARunDir):
+                run(tiny_cfg("agent=random", f"resume={path}"), run_dir=path)
+            assert not (path / "metrics.csv").exists(), name
+
+
+@pytest.mark.parametrize("case", ["mistyped", "file"])
+def test_recsim_train_resume_of_no_run_exits_2_without_a_traceback(case, tmp_path, env, tiny_cfg):
+    path, message = _not_runs(tmp_path, tiny_cfg)[case]
+    result = recsim_train([f"resume={path}"], env)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "FileExistsError" not in result.stderr
+    assert not path.exists() if case == "mistyped" else path.read_text() == "x"
+
+
+# ---------------------------------------------------------------------------------------- 3. damaged checkpoints
+def _damage(path: Path) -> None:
+    target = path if path.is_file() else max(p for p in path.rglob("*") if p.is_file())
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("part", ["state", "agent"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(part, tmp_path, tiny_cfg, caplog):
+    run_dir, reference = tmp_path / "run", tmp_path / "reference"
+    keep = ["agent=linucb", "protocol.keep_checkpoints=2"]
+    run(tiny_cfg(*keep), run_dir=run_dir)
+    run(tiny_cfg(*keep, "protocol.total_steps=1280"), run_dir=reference)
+    first, latest = RunDir(run_dir).checkpoints()
+    assert (first.step, latest.step) == (320, 640)
+    _damage(latest.state if part == "state" else latest.agent)
+    with caplog.at_level(logging.WARNING, logger="experiments.run"):
+        run(
+            tiny_cfg(*keep, "resume=true", "protocol.total_steps=1280"),
+            run_dir=run_dir,
+            overrides=["resume=true", "protocol.total_steps=1280"],
+        )
+    assert "checkpoint damaged" in caplog.text and "step_000000000640" in caplog.text
+    assert "resumed from the older checkpoint step_000000000320" in caplog.text
+    assert (run_dir / "checkpoints" / "damaged-step_000000000640").is_dir()  # kept, set aside
+    # resumed from step 320, the run equals an uninterrupted one
+    resumed, straight = unique_rows(run_dir), unique_rows(reference)
+    pd.testing.assert_frame_equal(
+        resumed[~resumed.key.str.startswith("time/")].reset_index(drop=True),
+        straight[~straight.key.str.startswith("time/")].reset_index(drop=True),
+    )
+
+
+def test_no_intact_checkpoint_is_a_clear_error_that_leaves_the_run_alone(tmp_path, tiny_cfg):
+    run(tiny_cfg("agent=linucb"), run_dir=tmp_path)  # keep_checkpoints=1: one checkpoint
+    (only,) = RunDir(tmp_path).checkpoints()
+    _damage(only.state)
+    summary = (tmp_path / "summary.json").read_bytes()
+    with pytest.raises(RunDirError, match=rf"no intact checkpoint to resume in {tmp_path}.*trunc"):
+        run(tiny_cfg("agent=linucb", "resume=true", "protocol.total_steps=1280"), run_dir=tmp_path)
+    assert (tmp_path / "summary.json").read_bytes() == summary  # still "completed"
+    assert not (tmp_path / "error.txt").exists()
+
+
+# ---------------------------------------------------------------------------------------- 4. full disk
+class FullDisk:
+    """A file that takes ``room`` more bytes (a last write cut short), then ``ENOSPC``."""
+
+    def __init__(self, file, room: int) -> None:
+        self.file, self.room = file, room
+
+    def write(self, data) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self.file.write(bytes(data)[: self.room])
+        self.room -= written
+        return written
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def test_a_failed_csv_write_leaves_whole_lines_and_a_torn_tail_is_dropped(tmp_path):
+    sink = CsvSink(RunContext(run_dir=tmp_path), flush_every_s=0)
+    sink.write(1, {"a": 1.0})
+    good = (tmp_path / "metrics.csv").read_bytes()
+    sink._file = FullDisk(sink._file, room=5)  # the next batch is cut after 5 bytes
+    with pytest.raises(OSError, match="No space left"):
+        sink.write(2, {"a": 2.0, "b": 3.0})
+    assert (tmp_path / "metrics.csv").read_bytes() == good  # no partial line
+    sink._file = sink._file.file
+    sink.close()
+    with open(tmp_path / "metrics.csv", "ab") as f:
+        f.write(b"3,a,4.")  # a crash mid-line (no line-atomic writer)
+    CsvSink(RunContext(run_dir=tmp_path, resumed=True)).close()
+    assert (tmp_path / "metrics.csv").read_bytes() == good
+
+
+def test_a_full_disk_ends_the_run_as_failed_with_its_error(tmp_path, tiny_cfg, monkeypatch):
+    """ENOSPC while appending metrics, and no room for new files (the summary's and error.txt's
+    temporaries): the run still ends `status: failed` with the error, written in place."""
+    opened = RunDir.open_metrics
+
+    def open_metrics(self, *, append):
+        return FullDisk(opened(self, append=append), room=600)
+
+    real_write = files._write_file
+
+    def no_new_files(path, text):
+        if Path(path).name.startswith(".") and disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_write(path, text)
+
+    disk = {"full": False}
+    monkeypatch.setattr(RunDir, "open_metrics", open_metrics)
+    monkeypatch.setattr(files, "_write_file", no_new_files)
+    original = RunDir.record_failure
+
+    def record_failure(self, exc):
+        disk["full"] = True  # from the failure on, nothing new fits
+        original(self, exc)
+
+    monkeypatch.setattr(RunDir, "record_failure", record_failure)
+    with pytest.raises(OSError, match="No space left"):
+        run(tiny_cfg("agent=random", "logger.sinks.csv.flush_every_s=0"), run_dir=tmp_path)
+    state = RunDir(tmp_path).state()
+    assert state.status == "failed" and "No space left on device" in state.error
+    assert "OSError" in (tmp_path / "error.txt").read_text()
+    text = (tmp_path / "metrics.csv").read_text()
+    assert text.endswith("\n") and len(text) <= 600
+    assert all(len(line.split(",")) == 3 for line in text.splitlines())
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------- 5. shrinking
+def test_a_finished_run_cannot_be_shortened_and_its_config_stays(tmp_path, tiny_cfg):
+    run(tiny_cfg("agent=random"), run_dir=tmp_path)
+    files = {p: (tmp_path / p).read_bytes() for p in ("config.yaml", "summary.json", "run.json")}
+    with pytest.raises(
+        RunDirError, match=r"total_steps=320 but .* already at step 640: a finished"
+    ):
+        run(
+            tiny_cfg("agent=random", "resume=true", "protocol.total_steps=320"),
+            run_dir=tmp_path,
+            overrides=["resume=true", "protocol.total_steps=320"],
+        )
+    assert {p: (tmp_path / p).read_bytes() for p in files} == files
+    assert not (tmp_path / "error.txt").exists()
+
+
+# ---------------------------------------------------------------------------------------- 6. killed jobs
+class SelfKillingAgent(RandomAgent):
+    """Killed by SIGKILL (as by the out-of-memory killer) at its first step when seed == 1."""
+
+    def __init__(self, env, seed=None, **kwargs):
+        super().__init__(env, seed=seed, **kwargs)
+        self.doomed = seed == 1
+
+    def act(self, obs, *, explore=False, info=None):
+        if self.doomed:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().act(obs, explore=explore, info=info)
+
+
+def test_a_sweep_job_killed_by_a_signal_fails_alone(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    result = recsim_train(
+        [
+            "-m",
+            "agent=random",
+            "agent._target_=test_faults.SelfKillingAgent",
+            "seed=0,1,2",
+            "protocol=tiny",
+            f"hydra.sweep.dir={sweep_dir}",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+        ],
+        env,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    states = {job: RunDir(sweep_dir / job).state() for job in ("0", "1", "2")}
+    assert {job: s.status for job, s in states.items()} == {
+        "0": "completed",
+        "1": "failed",
+        "2": "completed",
+    }
+    assert "killed by signal SIGKILL" in states["1"].error
+    assert "killed by signal SIGKILL" in (sweep_dir / "1" / "error.txt").read_text()
+    failures = json.loads((sweep_dir / "failures.json").read_text())
+    assert [f["dir"] for f in failures] == [str(sweep_dir / "1")]
+    assert "seed=1" in failures[0]["overrides"] and "1 failed" in output
+
+
+def test_sigterm_to_a_sweep_reaches_its_forked_job_which_checkpoints(tmp_path, env):
+    """The launcher's process passes SIGTERM on to the job it waits for (a forked child)."""
+    sweep_dir = tmp_path / "sweep"
+    job = sweep_dir / "0"
+    sweep = start(["-m", *LONG, "seed=0", f"hydra.sweep.dir={sweep_dir}"], env, tmp_path / "log")
+    wait_until(
+        lambda: (
+            (job / "metrics.csv").exists()
+            and len((job / "metrics.csv").read_bytes().splitlines()) > 2
+        ),
+        sweep,
+        "the job's first metrics",
+    )
+    assert RunDir(job).lock_holder() not in (None, sweep.pid)  # the job runs in a child
+    sweep.send_signal(signal.SIGTERM)  # to the sweep's process only
+    assert sweep.wait(timeout=120) == 0, (tmp_path / "log").read_text()
+    state = RunDir(job).state()
+    assert state.status == "interrupted" and state.summary["num_timesteps"] < 60000
+    assert RunDir(job).latest_checkpoint().step == state.summary["num_timesteps"]
+
+
+def test_a_job_left_running_by_a_dead_process_is_reported_killed(tmp_path):
+    from experiments.integrations.hydra_callbacks import scan_sweep
+
+    rd = RunDir(tmp_path / "0")
+    with rd.lock():
+        rd.write_summary({"status": "running"})
+        assert scan_sweep(tmp_path)[0]["status"] == "running"  # alive: still running
+    (job,) = scan_sweep(tmp_path)  # the lock is gone with its holder
+    assert job["status"] == "killed" and "killed" in job["error"]
+
+
+# ---------------------------------------------------------------------------------------- signals, Ctrl-C
+class _Stoppable:
+    stop_requested = None
+
+
+def test_the_same_signal_delivered_twice_stops_once(monkeypatch):
+    protocol = _Stoppable()
+    monkeypatch.setattr(console, "DUPLICATE_SIGNAL_S", 3600.0)
+    with console.stop_on_signals(protocol):
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # a duplicate (group + forwarding parent): ignored
+    assert protocol.stop_requested == "SIGINT"
+    monkeypatch.setattr(console, "DUPLICATE_SIGNAL_S", 0.0)
+    with pytest.raises(KeyboardInterrupt), console.stop_on_signals(_Stoppable()):
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # a real second Ctrl-C: stop at once
+
+
+class InterruptedAgent(RandomAgent):
+    def learn(self, total_timesteps, callback=None):
+        raise KeyboardInterrupt
+
+
+def test_a_hard_interrupt_is_recorded_as_interrupted(tmp_path, tiny_cfg):
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg("agent=random", f"agent._target_={__name__}.InterruptedAgent"), tmp_path)
+    state = RunDir(tmp_path).state()
+    assert state.status == "interrupted" and "KeyboardInterrupt" in state.summary["interrupted"]
+
+
+# ---------------------------------------------------------------------------------------- 7. keys, secrets
+def test_an_unknown_sb3_kwargs_key_names_its_real_path_and_what_it_takes(tmp_path, tiny_cfg):
+    with pytest.raises(ConfigError) as info:
+        run(tiny_cfg("agent=sb3_dqn", "+agent.sb3_kwargs.optimize_memory=1"), run_dir=tmp_path)
+    message = str(info.value)
+    assert message.startswith("unknown config key agent.sb3_kwargs.optimize_memory:")
+    assert "stable_baselines3.DQN takes no argument 'optimize_memory'" in message
+    assert "did you mean agent.sb3_kwargs.optimize_memory_usage?" in message
+    assert "'replay_buffer_kwargs'" in message  # what sb3_kwargs takes
+
+
+def test_resume_validates_overrides_against_the_runs_own_agent(tmp_path, env, tiny_cfg):
+    run_dir = tmp_path / "run"
+    run(
+        tiny_cfg("agent=linucb"),
+        run_dir=run_dir,
+        overrides=["agent=linucb"],
+        choices={"agent": "linucb", "env": "drifting", "protocol": "tiny", "logger": "csv"},
+    )
+    assert "agent=linucb" in route_resume_argv(["recsim-train", f"resume={run_dir}"])
+    ok = recsim_train([f"resume={run_dir}", "agent.alpha=5"], env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ignoring overrides ['agent.alpha=5']" in ok.stdout + ok.stderr
+    bad = recsim_train([f"resume={run_dir}", "agent.alpah=5"], env)
+    assert bad.returncode == 2 and "did you mean 'agent.alpha'" in bad.stderr, bad.stderr
+
+
+def test_secret_keys_and_their_overrides():
+    assert is_secret_key("+hydra.job.env_set.WANDB_API_KEY") and is_secret_key("a.token")
+    assert is_secret_key("db_password") and is_secret_key("key")
+    assert not is_secret_key("protocol.keep_checkpoints")
+    assert not is_secret_key("hydra.job.config.override_dirname.exclude_keys")
+    assert redact_overrides(["seed=1", "+x.api_key=abc"]) == ["seed=1", "+x.api_key=***"]
+    environ: dict[str, str] = {}
+    argv = hide_secret_overrides(
+        ["prog", "-m", "+hydra.job.env_set.HF_TOKEN=t0k", "+a.secret=s3", "seed=1"], environ
+    )
+    assert argv == [
+        "prog",
+        "-m",
+        "+hydra.job.env_set.HF_TOKEN=${oc.env:HF_TOKEN}",
+        "+a.secret=${oc.env:RECSIM_SECRET_A_SECRET}",
+        "seed=1",
+    ]
+    assert environ == {"HF_TOKEN": "t0k", "RECSIM_SECRET_A_SECRET": "s3"}
+
+
+class ProbeSink:
+    """Writes whether the secrets reached the job (never the secrets themselves)."""
+
+    def __init__(self, context, token=None):
+        (context.run_dir / "probe.json").write_text(
+            json.dumps(
+                {
+                    "token": token == "tok-ABC123",
+                    "env": os.environ.get("WANDB_API_KEY") == "sekret-XYZ789",
+                }
+            )
+        )
+
+    def write(self, step, metrics):
+        pass
+
+    def write_summary(self, summary):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_secrets_on_the_command_line_reach_the_job_but_no_file(tmp_path, env):
+    run_dir = tmp_path / "run"
+    result = recsim_train(
+        [
+            "agent=random",
+            "protocol=tiny",
+            "logger=wandb",
+            "logger.sinks.wandb.mode=offline",
+            "+hydra.job.env_set.WANDB_API_KEY=sekret-XYZ789",
+            "+logger.sinks.probe._target_=test_faults.ProbeSink",
+            "+logger.sinks.probe.token=tok-ABC123",
+            f"hydra.run.dir={run_dir}",
+        ],
+        dict(env, WANDB_MODE="offline"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((run_dir / "probe.json").read_text()) == {"token": True, "env": True}
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert any("wandb" in p.parts for p in files)  # W&B's run files are among those searched
+    for path in files:
+        data = path.read_bytes()
+        assert b"sekret-XYZ789" not in data and b"tok-ABC123" not in data, path
+    assert "token: '***'" in (run_dir / "config.yaml").read_text()
+    assert "+logger.sinks.probe.token=***" in RunDir(run_dir).job().overrides
