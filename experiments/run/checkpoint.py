@@ -91,8 +91,11 @@ def _files(root: Path) -> list[Path]:
 
 
 def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()  # (hashlib.file_digest needs Python 3.11)
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_manifest(ckpt: Checkpoint) -> None:
