@@ -120,6 +120,14 @@ def test_console_script_writes_tables_plots_and_numbers(sweep, tmp_path):
     )  # change points at 240, 480
     assert "exact" in results["figures"]["curves"]["online/reward"]["grid"]["random"]
 
+    # the recovery curve from the runs' recovery.npz (change points at 240, 480: 2 events a run)
+    recovery = results["figures"]["recovery"]
+    assert recovery["groups"] == {a: {"runs": 3, "events": 6} for a in AGENTS}
+    data = (out / recovery["file"]).read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5_000
+    assert "## Recovery after drift events" in report and "![recovery curve]" in report
+    assert {"lifelong/recovery_time_km_mean", "lifelong/recovery_drop"} <= set(results["metrics"])
+
     # every number is a direct computation on the runs' summary.json values
     summaries = _summaries(sweep)
     for agent in AGENTS:

@@ -116,6 +116,31 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             lines += [f"- {_md_escape(label)}: {how}" for label, how in entry["grid"].items()] + [
                 ""
             ]
+    recovery = figures.get("recovery")
+    if recovery:
+        st = recovery["settings"]
+        lines += [
+            "## Recovery after drift events",
+            "",
+            f"![recovery curve]({recovery['file']})",
+            "",
+        ]
+        lines.append(
+            "Share of the myopic oracle's expected reward (ground truth) vs user-steps since each "
+            "drift event: per run the mean over its events, then the mean over runs with a 95 % "
+            f"bootstrap band over runs (bins of {recovery['width']} user-steps). Right: relative "
+            f"to each event's pre-event level (the share over the {st['baseline']} user-steps "
+            f"before it); recovered = back above {1 - st['tolerance']:g} averaged over "
+            f"{st['sustain']} user-steps, until the end of the {st['horizon']}-step horizon or "
+            "the next event. Dashed: a copy of the agent frozen at each event (if measured)."
+        )
+        lines += [""] + [
+            f"- {_md_escape(name)}: {g['runs']} runs, {g['events']} events"
+            for name, g in recovery["groups"].items()
+        ]
+        if recovery.get("skipped"):
+            lines.append(f"- left out (other recovery settings): {', '.join(recovery['skipped'])}")
+        lines.append("")
     if figures.get("final_metrics"):
         lines += ["## Final metrics", "", f"![final metrics]({figures['final_metrics']})", ""]
     for hm in figures.get("heatmaps") or []:
