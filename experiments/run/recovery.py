@@ -106,7 +106,8 @@ class DriftRecovery(ProtocolCallback):
             event = np.asarray(info.get("drift_event", False))
             self.tracker.update(t.num_timesteps, chosen, best, event)
             if self.settings.recovery_counterfactual and np.any(event):
-                self._frozen_at_event(run, t, info)
+                with run.timer.paused():  # measurement, not training (time/sps)
+                    self._frozen_at_event(run, t, info)
         self.candidates = np.array(expected, dtype=np.float64)
 
     def on_end(self, run: Run) -> None:

@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents.base import Transition
 from experiments.analysis import schema
+from experiments.run.config import validate
 from experiments.run.job import run
 from experiments.run.protocol import RunInterrupted
 from experiments.run.rundir import RunDir
+from experiments.run.steps import LifelongSummary, Window
 from recsim_env.state_io import load_tree
 
 ABRUPT = (
@@ -158,3 +161,28 @@ def test_click_metrics_for_agents_with_a_click_model_only(tmp_path, tiny_cfg):
         ",eval/auc," in logged
         and ",eval/auc," not in (tmp_path / "random" / "metrics.csv").read_text()
     )
+
+
+def test_lifelong_windows_label_the_regime_their_rewards_were_earned_in(tiny_cfg):
+    """Jumps on window boundaries (issue 12): the window closed by the step that flags the jump
+    earned pre-jump rewards, so it keeps the old regime's label and the event belongs to the next
+    window. Fed by hand: 4 users, windows of 8 user-steps, a jump flagged at step 16."""
+    settings = validate(tiny_cfg()).protocol
+    part = LifelongSummary(settings)
+    for k in range(1, 9):  # vector steps of 4 users: steps 4 .. 32
+        step = 4 * k
+        info = {"drift_phase": np.full(4, int(step >= 16)), "drift_event": np.full(4, step == 16)}
+        zeros = np.zeros(4)
+        part.on_step(
+            None, Transition(zeros, zeros, zeros, zeros, zeros, zeros, zeros, info, step), info
+        )
+        if step % 8 == 0:
+            part.on_window(
+                None, Window(step, 8, {"online/reward": 1.0 * (step <= 16), "online/regret": 0.0})
+            )
+    assert part.state.steps == [8, 16, 24, 32]
+    assert part.state.phases == [0, 0, 1, 1]  # the window at 16 is pre-jump
+    assert part.state.drift_event_steps == [16]
+    summary = part.summary()
+    assert summary["lifelong/num_drift_events"] == 1
+    assert summary["lifelong/drift_event_steps"] == [16]

@@ -134,10 +134,38 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             f"{st['sustain']} user-steps, until the end of the {st['horizon']}-step horizon or "
             "the next event. Dashed: a copy of the agent frozen at each event (if measured)."
         )
-        lines += [""] + [
-            f"- {_md_escape(name)}: {g['runs']} runs, {g['events']} events"
-            for name, g in recovery["groups"].items()
-        ]
+        for key, title in (
+            ("pooled", "Pooled over every event of a group's runs"),
+            (
+                "pooled_hurt",
+                f"Only the events that hurt (initial drop > {st['tolerance']:g}; each agent on "
+                "the events that hurt *it*: a conditional view)",
+            ),
+        ):
+            lines += [
+                "",
+                f"{title} — Kaplan–Meier over the pooled events, its 95 % CI from a bootstrap "
+                "over runs:",
+                "",
+                "| group | events | recovered | censored | share recovered | KM mean [95 % CI] | "
+                "KM median | drop | auc |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for name in recovery["groups"]:
+                pooled = recovery[key][name]
+                defined = pooled["recovery_recovered"] + pooled["recovery_censored"]
+                lines.append(
+                    f"| {_md_escape(name)} | {defined:.0f} | {pooled['recovery_recovered']:.0f} | "
+                    f"{pooled['recovery_censored']:.0f} | {_fmt(pooled['recovered_share'], 3)} | "
+                    f"{_fmt(pooled['recovery_time_km_mean'])} {_fmt_ci(pooled['km_mean_ci'])} | "
+                    f"{_fmt(pooled['recovery_time_km_median'])} | "
+                    f"{_fmt(pooled['recovery_drop'], 3)} | {_fmt(pooled['recovery_auc'], 3)} |"
+                )
+        if recovery.get("same_when_frozen"):
+            lines.append(
+                "- frozen copies identical to the runs themselves (not drawn): "
+                + ", ".join(recovery["same_when_frozen"])
+            )
         if recovery.get("skipped"):
             lines.append(f"- left out (other recovery settings): {', '.join(recovery['skipped'])}")
         lines.append("")
