@@ -56,35 +56,72 @@ EVAL = (
     _m("eval/regret", "regret per user-step (eval)", "lower"),
     _m("eval/ndcg@k", "NDCG@k of the ranking (eval)", "higher"),
 )
+# experiments.analysis.click_metrics: the agent's predicted click probabilities of the items it
+# showed vs the evaluation users' clicks (threshold 0.5), and the same for the ground truth
+# info["click_prob"] (``_ceiling``). Only for agents with a click model: absent otherwise.
+_CLICK: tuple[tuple[str, str, Direction], ...] = (
+    ("auc", "click AUC", "higher"),
+    ("logloss", "click log-loss", "lower"),
+    ("accuracy", "click accuracy", "higher"),
+    ("precision", "click precision", "higher"),
+    ("recall", "click recall", "higher"),
+    ("f1", "click F1", "higher"),
+    ("recall@k", "recall@k of clicked items", "higher"),
+)
+CLICK = tuple(_m(f"eval/{k}", f"{name} (eval)", d) for k, name, d in _CLICK) + tuple(
+    _m(f"eval/{k}_ceiling", f"{name} of info['click_prob'] (eval ceiling)", d)
+    for k, name, d in _CLICK
+)
 TRAIN = (
     _m("train/loss", "training loss", "lower"),
     _m("train/epsilon", "exploration ε", "neutral"),
     _m("train/lr", "learning rate", "neutral"),
 )
 TIME = (_m("time/sps", "user-steps per second", "higher", ",.0f"),)
-# experiments.analysis.lifelong.summarize_lifelong: recovery after drift events, forgetting on
-# recurring regimes, plasticity (computed from the logged windows at the end of the run)
+# experiments.analysis.recovery (RecoveryTracker, fed per vector step by experiments.run.recovery):
+# recovery after drift events on ground truth, the share of the myopic oracle's expected reward
+_RECOVERY: tuple[tuple[str, str, Direction, str], ...] = (
+    ("recovery_time_km_mean", "recovery time (Kaplan–Meier mean)", "lower", ",.0f"),
+    ("recovery_time_km_median", "recovery time (Kaplan–Meier median)", "lower", ",.0f"),
+    ("recovery_drop", "initial drop after an event (share of pre-event level)", "lower", ".3f"),
+    ("recovery_auc", "post-event share of oracle / pre-event level", "higher", ".3f"),
+    ("recovered_share", "share of events recovered from", "higher", ".3f"),
+    ("recovery_recovered", "events recovered from", "higher", ".0f"),
+    ("recovery_censored", "events not recovered from (censored)", "lower", ".0f"),
+    ("recovery_undefined", "events without a baseline or a sustain window", "neutral", ".0f"),
+    ("recovery_pre_level", "pre-event share of the oracle's expected reward", "higher", ".3f"),
+)
+RECOVERY = tuple(_m(f"lifelong/{k}", name, d, f) for k, name, d, f in _RECOVERY)
+# the same for a frozen copy of the agent at each event (protocol.recovery_counterfactual)
+FROZEN_RECOVERY = tuple(
+    _m(f"lifelong/frozen_{k}", f"{name}, agent frozen at each event", d, f)
+    for k, name, d, f in _RECOVERY
+)
+# experiments.analysis.lifelong.summarize_lifelong: forgetting on recurring regimes, plasticity
+# (computed from the logged windows at the end of the run)
 LIFELONG = (
     _m("lifelong/cumulative_regret", "cumulative regret (windows)", "lower"),
     _m("lifelong/num_drift_events", "drift events", "neutral", ".0f"),
-    _m("lifelong/recovery_time_mean", "recovery time (recovered events)", "lower", ",.0f"),
-    _m("lifelong/recovery_time_censored_mean", "recovery time (Kaplan–Meier)", "lower", ",.0f"),
-    _m("lifelong/recovery_recovered", "events recovered from", "higher", ".0f"),
-    _m("lifelong/recovery_censored", "events not recovered from", "lower", ".0f"),
     _m("lifelong/forgetting_mean", "forgetting on returning regimes", "lower"),
     _m("lifelong/forgetting_returns", "regime returns", "neutral", ".0f"),
     _m("lifelong/plasticity_per_1k", "reward slope after a change (per 1k)", "higher"),
     _m("lifelong/plasticity_fresh_per_1k", "reward slope in new regimes (per 1k)", "higher"),
 )
 
-METRICS: dict[str, Metric] = {m.key: m for m in (*ONLINE, *EVAL, *TRAIN, *TIME, *LIFELONG)}
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (*ONLINE, *EVAL, *CLICK, *TRAIN, *TIME, *LIFELONG, *RECOVERY, *FROZEN_RECOVERY)
+}
 
 ONLINE_KEYS = tuple(m.key for m in ONLINE)
 EVAL_KEYS = tuple(m.key for m in EVAL)
+CLICK_KEYS = tuple(m.key for m in CLICK)  # only for agents with a click model
 TRAIN_KEYS = tuple(m.key for m in TRAIN)
 TIME_KEYS = tuple(m.key for m in TIME)
 LIFELONG_KEYS = tuple(m.key for m in LIFELONG)
-SCHEMA = ONLINE_KEYS + EVAL_KEYS + TRAIN_KEYS + TIME_KEYS
+RECOVERY_KEYS = tuple(m.key for m in RECOVERY)
+FROZEN_RECOVERY_KEYS = tuple(m.key for m in FROZEN_RECOVERY)  # only with the counterfactual
+SCHEMA = ONLINE_KEYS + EVAL_KEYS + CLICK_KEYS + TRAIN_KEYS + TIME_KEYS  # metrics.csv keys
 FINAL_SUFFIX = "_final"
 
 # What each tool shows by default
@@ -100,7 +137,9 @@ SUMMARY_TABLE = (  # recsim-train's table at the end of a run
     "eval/ctr",
     "eval/regret",
     "eval/ndcg@k",
-    "lifelong/recovery_time_mean",
+    "lifelong/recovery_time_km_mean",
+    "lifelong/recovery_drop",
+    "lifelong/recovered_share",
     "lifelong/forgetting_mean",
     "time/sps",
 )
@@ -112,7 +151,15 @@ COMPARE_METRICS = (  # recsim-compare's tables
     "eval/ctr",
     "eval/regret",
     "eval/ndcg@k",
-    "lifelong/recovery_time_mean",
+    "eval/auc",
+    "eval/logloss",
+    "eval/f1",
+    "lifelong/recovery_time_km_mean",
+    "lifelong/recovery_time_km_median",
+    "lifelong/recovery_drop",
+    "lifelong/recovery_auc",
+    "lifelong/recovered_share",
+    "lifelong/frozen_recovered_share",
     "lifelong/forgetting_mean",
 )
 COMPARE_CURVES = ("online/reward", "online/cumulative_regret", "eval/return")
@@ -123,7 +170,7 @@ QUICKSTART_COLUMNS = (  # make run's table
     "online/reward_final",
     "eval/return",
     "eval/ndcg@k",
-    "lifelong/recovery_time_mean",
+    "lifelong/recovery_time_km_mean",
     "time/sps",
 )
 
@@ -131,7 +178,17 @@ QUICKSTART_COLUMNS = (  # make run's table
 def summary_metric_names() -> list[str]:
     """Keys of ``summary.json`` that ``optimize_metric`` (and ``recsim-tune --metric``) may name."""
     finals = [f"{m.key}{FINAL_SUFFIX}" for m in ONLINE if m.final]
-    return [*ONLINE_KEYS, *finals, *EVAL_KEYS, *TRAIN_KEYS, *TIME_KEYS, *LIFELONG_KEYS]
+    return [
+        *ONLINE_KEYS,
+        *finals,
+        *EVAL_KEYS,
+        *CLICK_KEYS,
+        *TRAIN_KEYS,
+        *TIME_KEYS,
+        *LIFELONG_KEYS,
+        *RECOVERY_KEYS,
+        *FROZEN_RECOVERY_KEYS,
+    ]
 
 
 def metric(key: str) -> Metric:

@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.analysis.schema import summary_metric_names
-from recsim_env.validation import ConfigError, check_bool, check_int, check_keys, fail
+from recsim_env.validation import ConfigError, check_bool, check_int, check_keys, check_real, fail
 
 # The conf dir by absolute path: "../conf" would be looked up as a Python package ("conf") when
 # recsim-train is imported by its console script rather than run as a file.
@@ -62,7 +62,14 @@ class ProtocolConfig:
     checkpoint_every: int  # 0: only at the end
     keep_checkpoints: int
     checkpoint_replay: bool  # agents whose save() can include their replay buffer do so
-    lifelong_window: int  # smoothing window (user-steps) of the recovery/forgetting metrics
+    lifelong_window: int  # smoothing window (user-steps) of the forgetting/plasticity metrics
+    # drift recovery on ground truth (experiments/run/recovery.py; conf/protocol/default.yaml)
+    recovery: bool
+    recovery_baseline: int
+    recovery_horizon: int
+    recovery_sustain: int
+    recovery_tolerance: float
+    recovery_counterfactual: bool
 
     def __post_init__(self) -> None:
         check_int("protocol.total_steps", self.total_steps, 1)
@@ -76,6 +83,12 @@ class ProtocolConfig:
         check_int("protocol.keep_checkpoints", self.keep_checkpoints, 1)
         check_bool("protocol.checkpoint_replay", self.checkpoint_replay)
         check_int("protocol.lifelong_window", self.lifelong_window, 1)
+        check_bool("protocol.recovery", self.recovery)
+        check_int("protocol.recovery_baseline", self.recovery_baseline, 1)
+        check_int("protocol.recovery_horizon", self.recovery_horizon, 1)
+        check_int("protocol.recovery_sustain", self.recovery_sustain, 1, self.recovery_horizon)
+        check_real("protocol.recovery_tolerance", self.recovery_tolerance, 0.0, 1.0, hi_open=True)
+        check_bool("protocol.recovery_counterfactual", self.recovery_counterfactual)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,14 @@ Agents that can rank expose ``scores(obs) -> (B, C)`` (higher = better) or ``q_v
 slate mode the slate's order is the ranking. Every built-in agent can rank (random ranks at random,
 popularity by the popularity signal); agents without either have no ranking to compare, and
 ``eval/ndcg@k`` is left out rather than faked from one chosen item.
+
+Click prediction (``eval/auc``, ``eval/logloss``, ``eval/accuracy``, ``eval/precision``,
+``eval/recall``, ``eval/f1`` at threshold 0.5, ``eval/recall@k`` with ``k = ndcg_k``, and the same
+keys ``..._ceiling`` for the ground truth ``info["click_prob"]`` on the same shown items): only for
+agents whose ``click_probability`` returns probabilities (:mod:`agents.click_model`, computed by
+:mod:`experiments.analysis.click_metrics` with scikit-learn); absent for every other agent, never
+a made-up value. The agent's prediction for each step is made on the observation it acted on,
+before it sees the outcome.
 """
 
 from __future__ import annotations
@@ -93,7 +101,8 @@ def evaluate(
     """Greedy evaluation: one session per user of ``env`` (all in parallel), from ``reset(seed)``.
 
     Returns ``eval/return`` (mean session return), ``eval/ctr`` and ``eval/regret`` (per step, over
-    all steps of those sessions) and ``eval/ndcg@k`` when the agent can rank (see module doc).
+    all steps of those sessions), ``eval/ndcg@k`` when the agent can rank and the click-prediction
+    keys when it has a click model (see module doc).
     """
     obs, info = env.reset(seed=seed)
     num = int(env.num_envs)
@@ -103,8 +112,14 @@ def evaluate(
     ndcg_sum, ndcg_n = 0.0, 0
     act = acting_function(agent)
     rank = ranking_function(agent)
+    clicks_log, predict = _click_log(agent, ndcg_k)
     for _ in range(max_steps):
         actions = act(obs, info)
+        if clicks_log is not None:
+            probs = predict(obs, info)
+            if probs is None and clicks_log.has_model is None:  # no click model here: no keys
+                clicks_log = None
+            candidates = info
         relevance = info.get("expected_reward") if isinstance(info, Mapping) else None
         if relevance is not None:
             rel = np.asarray(relevance)[active]
@@ -119,6 +134,8 @@ def evaluate(
                 ndcg_sum += float(values[ok].sum())
                 ndcg_n += int(ok.sum())
         obs, rewards, terminated, truncated, info = env.step(actions)
+        if clicks_log is not None:
+            clicks_log.record(probs, actions, info, candidate_info=candidates, active=active)
         returns[active] += np.asarray(rewards)[active]
         steps += float(active.sum())
         if "clicked" in info:
@@ -137,4 +154,17 @@ def evaluate(
     }
     if ndcg_n:
         metrics["eval/ndcg@k"] = ndcg_sum / ndcg_n
+    if clicks_log is not None and clicks_log.has_model:
+        metrics.update(clicks_log.metrics())
+        metrics.update(clicks_log.ceiling_metrics())
     return metrics
+
+
+def _click_log(agent: Agent, k: int) -> tuple[Any, Any]:
+    """``(ClickPredictionLog, predict)`` for an agent with ``click_probability``, else
+    ``(None, None)`` (scikit-learn is imported only then)."""
+    if not callable(getattr(agent, "click_probability", None)):
+        return None, None
+    from experiments.analysis.click_metrics import ClickPredictionLog, click_probability_function
+
+    return ClickPredictionLog(k=k), click_probability_function(agent)

@@ -28,6 +28,7 @@ from agents.base import Agent, Info, StepCallback, Transition
 from experiments.run import checkpoint as checkpoints
 from experiments.run.config import ProtocolConfig
 from experiments.run.evaluation import batched_info
+from experiments.run.recovery import DriftRecovery
 from experiments.run.rundir import COMPLETED, INTERRUPTED, RUNNING, Checkpoint, RunDir
 from experiments.run.sinks import MetricWriter
 from experiments.run.steps import (
@@ -112,6 +113,7 @@ class LifelongProtocol(StepCallback):
             [
                 LifelongSummary(settings),  # observes the step's regime before a window closes
                 self.online,
+                DriftRecovery(settings),  # lifelong/recovery_*: ground truth at every step
                 Evaluation(settings, make_eval_env),
                 *extra,
                 PeriodicCheckpoint(settings),

@@ -139,6 +139,7 @@ class RunDir:
     CHECKPOINT_PREFIX = "step_"
     LOG = "train.log"
     STDOUT = "stdout.txt"
+    RECOVERY = "recovery.npz"  # event-aligned drift-recovery curves (experiments/run/recovery.py)
     LOCK = ".lock"
     HYDRA = ".hydra"
     LEGACY_RUN_ID = ".run_id"  # run dirs written before run.json
@@ -182,6 +183,10 @@ class RunDir:
     @property
     def stdout_path(self) -> Path:
         return self.path / self.STDOUT
+
+    @property
+    def recovery_path(self) -> Path:
+        return self.path / self.RECOVERY
 
     # ------------------------------------------------------------------------------ discovery
     @classmethod

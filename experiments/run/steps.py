@@ -5,7 +5,10 @@ logging window (``on_window``), finishes at the end of the run (``on_end``), con
 ``summary.json`` (``summary``) and keeps its state in a dataclass that it hands to checkpoints as
 plain data (``state_dict`` / ``load_state_dict``: the :class:`agents.base.Resumable` contract).
 
-- :class:`LifelongSummary`: drift events, regimes and the window series → ``lifelong/*``;
+- :class:`LifelongSummary`: drift events, regimes and the window series → ``lifelong/*``
+  (forgetting, plasticity);
+- :class:`experiments.run.recovery.DriftRecovery`: recovery after drift events on ground truth,
+  at every vector step → ``lifelong/recovery_*``;
 - :class:`OnlineMetrics`: ground truth of every step → windowed ``online/*``, ``train/*``,
   ``time/sps``;
 - :class:`Evaluation`: periodic greedy evaluation → ``eval/*``;
@@ -28,9 +31,11 @@ import numpy as np
 
 from agents.base import Agent, Transition
 from experiments.analysis.lifelong import summarize_lifelong
-from experiments.analysis.schema import LIFELONG_KEYS
+from experiments.analysis.recovery import attribute_events, event_onsets
+from experiments.analysis.schema import CLICK_KEYS, LIFELONG_KEYS
 from experiments.run.config import ProtocolConfig
 from experiments.run.evaluation import evaluate
+from experiments.run.rundir import RunDir
 from experiments.run.sinks import MetricWriter
 
 
@@ -68,6 +73,8 @@ class Run(Protocol):
     writer: MetricWriter
     timer: TrainTimer
     agent: Agent | None
+    train_env: Any  # the (vector) env the agent learns on
+    run_dir: RunDir
 
     @property
     def num_timesteps(self) -> int: ...
@@ -303,8 +310,9 @@ class OnlineMetrics(ProtocolCallback):
 # ---------------------------------------------------------------------------------------- lifelong
 @dataclass
 class LifelongState:
-    drift_event_steps: list[int] = field(default_factory=list)
+    drift_event_steps: list[int] = field(default_factory=list)  # where drift_event was flagged
     phase: int | None = None  # info["drift_phase"] of the latest step (the population regime)
+    acting_phase: int | None = None  # the regime in force while the latest step was acted on
     # one entry per logged window: what the lifelong metrics are computed from
     steps: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
@@ -314,8 +322,15 @@ class LifelongState:
 
 
 class LifelongSummary(ProtocolCallback):
-    """Drift events and regimes as they happen; ``lifelong/*`` (recovery, forgetting, plasticity)
-    from the window series (:func:`experiments.analysis.lifelong.summarize_lifelong`)."""
+    """Drift events and regimes as they happen; ``lifelong/*`` (forgetting, plasticity, regret)
+    from the window series (:func:`experiments.analysis.lifelong.summarize_lifelong`).
+
+    Attribution (issue 12): the world ticks *after* a step's action, so the step that flags
+    ``drift_event`` (and the window it closes) still earned pre-event rewards. A window is labelled
+    with the regime in force while its last step was acted on (the previous step's
+    ``drift_phase``), and the events handed to the window metrics are the windows they belong to
+    (:func:`~experiments.analysis.recovery.attribute_events`: the first window at or after the
+    onset). Recovery is not computed from windows: :mod:`experiments.run.recovery`."""
 
     key = "lifelong"
 
@@ -325,7 +340,10 @@ class LifelongSummary(ProtocolCallback):
 
     def on_step(self, run: Run, t: Transition, info: Mapping[str, Any]) -> None:
         if "drift_phase" in info:
-            self.state.phase = int(np.asarray(info["drift_phase"]).reshape(-1)[0])
+            phase = int(np.asarray(info["drift_phase"]).reshape(-1)[0])
+            st = self.state
+            st.acting_phase = st.phase if st.phase is not None else phase
+            st.phase = phase
         if "drift_event" in info and np.any(info["drift_event"]):
             self.state.drift_event_steps.append(int(t.num_timesteps))
 
@@ -335,8 +353,8 @@ class LifelongSummary(ProtocolCallback):
         st.rewards.append(window.metrics["online/reward"])
         st.regrets.append(window.metrics["online/regret"])
         st.counts.append(window.steps)
-        if st.phase is not None:
-            st.phases.append(st.phase)
+        if st.acting_phase is not None:
+            st.phases.append(st.acting_phase)
 
     def summary(self) -> dict[str, Any]:
         st = self.state
@@ -349,7 +367,7 @@ class LifelongSummary(ProtocolCallback):
                     st.steps,
                     st.rewards,
                     window=self.settings.lifelong_window,
-                    event_steps=st.drift_event_steps,
+                    event_steps=attribute_events(st.steps, event_onsets(st.drift_event_steps)),
                     phases=st.phases if len(st.phases) == len(st.steps) else None,
                     regrets=st.regrets,
                     regret_counts=st.counts,
@@ -414,10 +432,12 @@ class Evaluation(ProtocolCallback):
             run.evaluated()
 
     def summary(self) -> dict[str, Any]:
+        last = self.state.last_eval
         out: dict[str, Any] = {
-            key: self.state.last_eval.get(key, math.nan)
+            key: last.get(key, math.nan)
             for key in ("eval/return", "eval/ctr", "eval/regret", "eval/ndcg@k")
         }
+        out.update({key: last[key] for key in CLICK_KEYS if key in last})  # click models only
         out["eval/ndcg_k"] = self.settings.ndcg_k
         return out
 

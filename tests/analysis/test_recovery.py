@@ -23,6 +23,7 @@ from experiments.analysis.recovery import (
     kaplan_meier,
     km_median,
     km_restricted_mean,
+    rebin_curves,
     summarize_recovery,
     window_recovery_times,
 )
@@ -369,3 +370,15 @@ def test_abrupt_shift_oracle_recovers_at_zero_and_frozen_agent_is_censored():
     assert first.status == "censored"
     assert first.censoring_steps == 3072 - 256 + 32  # watched over the whole horizon
     assert first.auc < 0.9 and first.drop > 0.1
+
+
+def test_rebin_curves_is_a_ratio_of_sums_over_observed_bins():
+    offsets = np.array([-32, -16, 0, 16, 32, 48, 64])
+    value = np.array([[1.0, 1.0, 1.0, 0.5, 1.5, 1.0, np.nan], [2.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0]])
+    best = np.array([[1.0, 1.0, 1.0, 1.0, 2.0, 2.0, np.nan], [2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    grid, share = rebin_curves(offsets, value, best, 32)
+    np.testing.assert_array_equal(grid, [-32, 0, 32, 64])  # bins end at multiples of 32
+    np.testing.assert_allclose(share[0], [1.0, 1.0, 2.0 / 3.0, 0.5])  # (0.5 + 1.5) / (1 + 2)
+    np.testing.assert_allclose(share[1], [1.0, 0.5, 0.0, 1.0])
+    with pytest.raises(ValueError, match="width"):
+        rebin_curves(offsets, value, best, 0)

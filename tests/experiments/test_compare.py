@@ -23,6 +23,7 @@ from experiments.analysis import stats
 from experiments.analysis.compare.aggregate import align_curves
 from experiments.analysis.compare.cli import compare_runs, main
 from experiments.run.rundir import RunDir
+from recsim_env.state_io import load_tree
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = ("linucb", "random")
@@ -119,6 +120,25 @@ def test_console_script_writes_tables_plots_and_numbers(sweep, tmp_path):
         results["figures"]["curves"]["online/reward"]["drift_events"] == 2
     )  # change points at 240, 480
     assert "exact" in results["figures"]["curves"]["online/reward"]["grid"]["random"]
+
+    # the recovery curve from the runs' recovery.npz (change points at 240, 480: 2 events a run)
+    recovery = results["figures"]["recovery"]
+    assert recovery["groups"] == {a: {"runs": 3, "events": 6} for a in AGENTS}
+    data = (out / recovery["file"]).read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5_000
+    assert "## Recovery after drift events" in report and "![recovery curve]" in report
+    for agent in AGENTS:  # pooled over the events of the agent's 3 runs, read back from the runs
+        pooled = recovery["pooled"][agent]
+        statuses = [
+            r["status"]
+            for job in sweep.iterdir()
+            if (job / "recovery.npz").exists() and agent in (job / "run.json").read_text()
+            for r in load_tree(job / "recovery.npz")["records"]
+        ]
+        assert len(statuses) == 6
+        assert pooled["recovery_recovered"] == statuses.count("recovered")
+        assert pooled["recovery_censored"] == statuses.count("censored")
+    assert {"lifelong/recovery_time_km_mean", "lifelong/recovery_drop"} <= set(results["metrics"])
 
     # every number is a direct computation on the runs' summary.json values
     summaries = _summaries(sweep)

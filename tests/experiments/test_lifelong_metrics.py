@@ -21,6 +21,7 @@ from experiments.analysis.lifelong import (
     windowed_mean,
     windowed_regret,
 )
+from experiments.analysis.recovery import window_recovery_times
 
 # --------------------------------------------------------------------------------------------------
 # regret and windowed means
@@ -73,164 +74,124 @@ def test_flags_and_phase_changes_to_event_steps():
 # --------------------------------------------------------------------------------------------------
 
 
-def _dip_stream(n=300, event=100, dip_end=150, low=0.4, lucky_first=False):
+# One definition (experiments.analysis.recovery): events are the steps at which drift_event was
+# flagged, the sample at that step is still pre-event; recovered = the trailing mean is back at the
+# end of the observation, the time being where that final good stretch begins.
+
+
+def _dip_stream(n=300, flagged=99, dip_end=150, low=0.4):
+    """One sample per user-step (sample i covers user-step i); the dip starts right after the
+    flagged step and lasts until ``dip_end``."""
     steps = np.arange(n)
     rewards = np.ones(n)
-    rewards[event:dip_end] = low
-    if lucky_first:
-        rewards[event] = 1.0
+    rewards[flagged + 1 : dip_end] = low
     return steps, rewards
 
 
-def test_recovery_time_exact():
-    # Pre-level 1.0, threshold 0.9. At step 150 + j the window of 10 holds (j + 1) ones and
-    # (9 - j) samples of 0.4: mean 0.4 + 0.06 (j + 1) first reaches 0.9 at j = 8 (0.94; j = 7:
-    # 0.88).
+def test_recovery_time_is_where_the_final_good_stretch_begins():
+    # Full windows of 10 post-event samples: the window ending at 150 + j holds j + 1 ones, mean
+    # 0.4 + 0.06 (j + 1) >= 0.9 from j = 8 (window 149..158) on. Its first sample covers user-step
+    # 149, which starts at 148: recovered 148 - 99 = 49 user-steps after the flag.
     steps, rewards = _dip_stream()
-    report = recovery_times(steps, rewards, [100], window=10)
+    report = recovery_times(steps, rewards, [99], window=10, min_samples=10)
     (rec,) = report.records
     assert rec.status == "recovered"
     assert rec.pre_level == pytest.approx(1.0)
-    assert rec.threshold == pytest.approx(0.9)
-    assert rec.recovery_steps == 58
-    assert report.mean_recovery == 58
+    assert rec.recovery_steps == 49
+    assert rec.drop == pytest.approx(0.6)  # the first full window: all 0.4
+    assert report.mean_recovery == 49 and report.censored_mean == 49
     assert report.num_censored == 0
+    again = window_recovery_times(
+        steps, rewards, [99], baseline_window=10, window=10, min_samples=10
+    )
+    assert list(report.records) == again
 
 
-def test_recovery_tolerance_changes_the_answer():
-    # With tolerance 0.5 the threshold is 0.5: j with 0.4 + 0.06 (j + 1) >= 0.5 is j = 1.
-    steps, rewards = _dip_stream()
-    (rec,) = recovery_times(steps, rewards, [100], window=10, tolerance=0.5).records
-    assert rec.recovery_steps == 51
-
-
-def test_recovery_ignores_pre_event_samples_in_the_window():
-    # A small drop (to 0.85) right at the event must not count as recovered just because the
-    # trailing window still holds pre-event rewards (at step 100 the full window would average
-    # 0.997): the window only sees post-event samples.
-    steps, rewards = _dip_stream(low=0.85, dip_end=125)
-    (rec,) = recovery_times(steps, rewards, [100], window=50).records
-    # At step 125 + j the post-event samples are 25 of 0.85 and j + 1 ones: the mean
-    # (21.25 + j + 1) / (26 + j) first reaches 0.9 at j = 12 (0.901; j = 11: 0.899).
-    assert rec.recovery_steps == 37
-
-
-def test_min_samples_guards_against_a_lucky_first_sample():
-    steps, rewards = _dip_stream(lucky_first=True)
-    (lucky,) = recovery_times(steps, rewards, [100], window=10).records
-    assert lucky.recovery_steps == 0
-    (guarded,) = recovery_times(steps, rewards, [100], window=10, min_samples=10).records
-    assert guarded.recovery_steps == 58
-
-
-def test_recovery_censored_at_end_of_stream():
+def test_the_sample_at_the_flagged_step_is_pre_event():
+    # The step that flags the event earned its rewards before the world ticked: it is part of the
+    # baseline, and a stream that falls only after it is censored, not "recovered at 0".
     steps = np.arange(300)
-    rewards = np.where(steps < 100, 1.0, 0.5)
-    report = recovery_times(steps, rewards, [100], window=10)
-    (rec,) = report.records
-    assert rec.status == "censored" and rec.censored
-    assert rec.recovery_steps is None
-    assert rec.censoring_steps == 199  # last sample 299 − event 100
-    assert math.isnan(report.mean_recovery)
-    assert report.censored_mean == 199  # watched for 199 steps without recovery
-    assert report.naive_censored_mean == 199
-    assert report.num_censored == 1
+    rewards = np.where(steps <= 99, 1.0, 0.5)
+    (rec,) = recovery_times(steps, rewards, [99], window=10).records
+    assert rec.pre_level == pytest.approx(1.0)
+    assert rec.status == "censored"
+    assert rec.censoring_steps == 299 - 99
 
 
-def test_recovery_censored_by_next_event_and_summaries():
-    steps = np.arange(300)
-    rewards = np.where(steps < 100, 1.0, 0.5)
-    report = recovery_times(steps, rewards, [200, 100, 100], window=10)  # unsorted, duplicated
-    first, second = report.records
-    assert (first.event_step, second.event_step) == (100, 200)
-    # Event 100 never recovers before event 200: censored after 99 observed steps.
-    assert first.censored and first.censoring_steps == 99
-    # Event 200's baseline is [190, 200), the level the previous regime settled at (0.5).
-    assert second.pre_level == pytest.approx(0.5)
-    assert second.recovery_steps == 0
-    assert report.num_events == 2
-    assert report.num_recovered == 1 and report.num_censored == 1
-    assert report.mean_recovery == 0
-    # Kaplan–Meier: S = 1/2 after the recovery at 0, the censored event watched until 99:
-    # area 0.5 × 99. The naive mean (censored counted at 99) happens to agree here.
-    assert report.censored_mean == pytest.approx(49.5)
-    assert report.naive_censored_mean == pytest.approx(49.5)
+def test_event_on_a_logging_boundary_is_not_recovered_at_zero():
+    # issue 12: jumps fall on log-window boundaries. The window logged at 3000 (flag at 3000) is
+    # pre-event; the reward drops in the next windows and comes back in the one logged at 6000.
+    steps = np.arange(1000, 8000, 1000)
+    rewards = np.array([1.0, 1.0, 1.0, 0.5, 0.7, 0.95, 1.0])
+    (rec,) = recovery_times(steps, rewards, [3000], window=1000).records
+    assert rec.pre_level == pytest.approx(1.0)
+    assert rec.status == "recovered" and rec.recovery_steps == 2000  # window (5000, 6000]
 
 
-def test_censored_mean_is_not_dragged_down_by_an_event_censored_early():
-    # Two dips that recover after 58 steps, then an event 5 steps before the end of the stream.
-    steps = np.arange(700)
-    rewards = np.ones(700)
-    for event in (100, 400):
-        rewards[event : event + 50] = 0.4
-    rewards[695:] = 0.4
-    report = recovery_times(steps, rewards, [100, 400, 695], window=10)
-    assert [r.status for r in report.records] == ["recovered", "recovered", "censored"]
-    assert report.records[2].censoring_steps == 4
-    assert report.mean_recovery == 58
-    assert report.naive_censored_mean == pytest.approx((58 + 58 + 4) / 3)  # below 58
-    assert report.censored_mean == pytest.approx(58)  # KM: the early censoring carries no weight
+def test_upward_change_counts_as_recovered_immediately():
+    steps = np.arange(200)
+    rewards = np.where(steps <= 99, 0.5, 0.8)
+    (rec,) = recovery_times(steps, rewards, [99], window=10).records
+    assert rec.recovery_steps == 0
 
 
-def test_censored_mean_counts_failures_to_recover():
-    # One event recovers after 58 steps; another is watched for 200 steps without recovering.
+def test_censored_by_next_event_and_kaplan_meier_counts_failures():
     steps = np.arange(600)
     rewards = np.ones(600)
-    rewards[100:150] = 0.4
-    rewards[400:] = 0.4
-    report = recovery_times(steps, rewards, [100, 400], window=10)
-    assert report.mean_recovery == 58
-    # KM: S = 1 until 58, 1/2 from 58 to 199: 58 + 0.5 × 141 = 128.5 (> the 58 of recovered only).
-    assert report.censored_mean == pytest.approx(128.5)
-    assert report.naive_censored_mean == pytest.approx((58 + 199) / 2)
+    rewards[100:150] = 0.4  # event flagged at 99: recovered
+    rewards[400:] = 0.4  # event flagged at 399: never recovered, watched until 599
+    report = recovery_times(steps, rewards, [399, 99, 99], window=10, min_samples=10)
+    first, second = report.records  # sorted, duplicates merged
+    assert (first.event_step, second.event_step) == (99, 399)
+    assert first.status == "recovered" and first.recovery_steps == 49
+    assert second.status == "censored" and second.censoring_steps == 200
+    assert report.mean_recovery == 49
+    # KM: S = 1 until 49, 1/2 from 49 to 200: 49 + 0.5 × 151 (> the 49 of recovered events only)
+    assert report.censored_mean == pytest.approx(49 + 0.5 * 151)
+    assert report.naive_censored_mean == pytest.approx((49 + 200) / 2)
 
 
 def test_recovery_undefined_events_are_reported_not_dropped():
     steps = np.arange(100, 200)
     rewards = np.ones(100)
-    report = recovery_times(steps, rewards, [100, 150, 500], window=10)
-    statuses = [r.status for r in report.records]
-    assert statuses == ["undefined", "recovered", "undefined"]  # no baseline / no data after
+    report = recovery_times(steps, rewards, [99, 150, 500], window=10)
+    assert [r.status for r in report.records] == ["undefined", "recovered", "undefined"]
     assert report.num_undefined == 2
     assert report.num_recovered + report.num_censored + report.num_undefined == report.num_events
     assert math.isnan(report.records[0].pre_level)
 
 
-def test_recovery_on_logging_windows():
-    steps = np.arange(1000, 8000, 1000)
-    rewards = np.array([1.0, 1.0, 1.0, 0.5, 0.7, 0.95, 1.0])
-    (rec,) = recovery_times(steps, rewards, [3500], window=1000).records
-    assert rec.pre_level == pytest.approx(1.0)  # the window logged at 3000
-    assert rec.recovery_steps == 2500  # first window >= 0.9 is logged at 6000
-
-
-def test_recovery_upward_change_counts_as_recovered_immediately():
-    steps = np.arange(200)
-    rewards = np.where(steps < 100, 0.5, 0.8)
-    (rec,) = recovery_times(steps, rewards, [100], window=10).records
-    assert rec.recovery_steps == 0
-
-
-def _naive_recovery(steps, rewards, events, window, tolerance, min_samples):
+def _naive_recovery(steps, values, flagged, window, tolerance, min_samples):
+    """The definition, written as a plain loop over contiguous samples of known spans."""
+    starts = np.concatenate(([0], steps[:-1]))
     out = []
-    events = sorted(set(events))
-    for i, e in enumerate(events):
-        prev = events[i - 1] if i else -(10**18)
-        nxt = events[i + 1] if i + 1 < len(events) else 10**18
-        base = rewards[(steps >= max(e - window, prev)) & (steps < e)]
-        post_idx = np.flatnonzero((steps >= e) & (steps < nxt))
-        if base.size == 0 or post_idx.size == 0:
+    flagged = sorted(set(int(f) for f in flagged))
+    for i, s in enumerate(flagged):
+        prev = flagged[i - 1] if i else None
+        nxt = flagged[i + 1] if i + 1 < len(flagged) else None
+        base = [j for j in range(steps.size) if s - window < steps[j] <= s]
+        base = [j for j in base if prev is None or starts[j] >= prev]
+        post = [j for j in range(steps.size) if starts[j] >= s and (nxt is None or steps[j] <= nxt)]
+        if not base or not post:
             out.append(("undefined", None))
             continue
-        thr = base.mean() - tolerance * abs(base.mean())
-        result = ("censored", int(steps[post_idx[-1]] - e))
-        for j in post_idx:
-            s = steps[j]
-            win = rewards[(steps > s - window) & (steps <= s) & (steps >= e)]
-            if win.size >= min_samples and win.mean() >= thr:
-                result = ("recovered", int(s - e))
-                break
-        out.append(result)
+        w = steps - starts
+        pre = sum(values[j] * w[j] for j in base) / sum(w[j] for j in base)
+        judged = []
+        for k, j in enumerate(post):
+            win = [q for q in post[: k + 1] if steps[q] > steps[j] - window]
+            if len(win) >= min_samples:
+                mean = sum(values[q] * w[q] for q in win) / sum(w[q] for q in win)
+                judged.append((mean >= pre - tolerance * abs(pre), starts[win[0]], steps[j]))
+        if not judged:
+            out.append(("undefined", None))
+        elif judged[-1][0]:
+            k = len(judged) - 1
+            while k > 0 and judged[k - 1][0]:
+                k -= 1
+            out.append(("recovered", int(judged[k][1] - s)))
+        else:
+            out.append(("censored", int(judged[-1][2] - s)))
     return out
 
 
@@ -243,14 +204,14 @@ def _naive_recovery(steps, rewards, events, window, tolerance, min_samples):
 )
 def test_recovery_matches_a_naive_reference(seed, n_events, window, min_samples):
     rng = np.random.default_rng(seed)
-    steps = np.cumsum(rng.integers(1, 4, size=200))
+    steps = np.cumsum(rng.integers(1, 4, size=120))
     rewards = rng.normal(1.0, 0.3, size=steps.size)
     events = rng.integers(0, steps[-1] + 20, size=n_events)
     report = recovery_times(
         steps, rewards, events, window=window, tolerance=0.1, min_samples=min_samples
     )
     want = _naive_recovery(steps, rewards, events, window, 0.1, min_samples)
-    got = [(r.status, r.observed_steps) for r in report.records]
+    got = [(r.status, r.time) for r in report.records]
     assert got == want
     if report.num_censored == 0 and report.num_recovered > 0:
         assert report.censored_mean == pytest.approx(report.mean_recovery)
@@ -340,10 +301,7 @@ def test_summarize_lifelong_on_seasonal_stream():
     out = summarize_lifelong(steps, rewards, window=10, phases=phases, regrets=regrets)
     assert out["lifelong/cumulative_regret"] == pytest.approx(500.0)
     assert out["lifelong/num_drift_events"] == 4  # derived from phase changes
-    rec = recovery_times(steps, rewards, [100, 200, 300, 400], window=10)
-    assert out["lifelong/recovery_time_mean"] == pytest.approx(rec.mean_recovery)
-    assert out["lifelong/recovery_censored"] == rec.num_censored
-    assert out["lifelong/recovery_time_censored_mean"] == pytest.approx(rec.censored_mean)
+    assert not any("recovery" in k for k in out)  # recovery: experiments.run.recovery only
     assert out["lifelong/forgetting_mean"] == pytest.approx(0.5 / 3)
     assert out["lifelong/forgetting_returns"] == 3
     assert set(out) >= {"lifelong/plasticity_per_1k", "lifelong/plasticity_fresh_per_1k"}
@@ -356,10 +314,6 @@ def test_summarize_lifelong_stationary_has_every_key_and_nan_where_undefined():
     keys = {
         "cumulative_regret",
         "num_drift_events",
-        "recovery_time_mean",
-        "recovery_time_censored_mean",
-        "recovery_recovered",
-        "recovery_censored",
         "forgetting_mean",
         "forgetting_returns",
         "plasticity_per_1k",
@@ -367,7 +321,7 @@ def test_summarize_lifelong_stationary_has_every_key_and_nan_where_undefined():
     }
     assert set(out) == {f"lifelong/{k}" for k in keys}
     assert out["lifelong/num_drift_events"] == 0
-    for key in ("cumulative_regret", "recovery_time_mean", "forgetting_mean", "plasticity_per_1k"):
+    for key in ("cumulative_regret", "forgetting_mean", "plasticity_per_1k"):
         assert math.isnan(out[f"lifelong/{key}"])
 
 

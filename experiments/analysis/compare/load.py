@@ -38,6 +38,7 @@ class Run:
     error: str | None = None
     _load_metrics: Callable[[], list[tuple[int, str, float]]] | None = None
     _metrics: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    _load_recovery: Callable[[], dict[str, Any] | None] | None = None
 
     @property
     def completed(self) -> bool:
@@ -67,6 +68,17 @@ class Run:
                 steps = np.array(sorted(d), dtype=np.int64)
                 self._metrics[k] = (steps, np.array([d[s] for s in steps], dtype=np.float64))
         return self._metrics.get(key)
+
+    def recovery(self) -> dict[str, Any] | None:
+        """The run's event-aligned recovery curves (``recovery.npz``: settings, offsets, value,
+        best, records, and ``frozen`` with the counterfactual), ``None`` if it has none."""
+        if self._load_recovery is None:
+            return None
+        try:
+            return self._load_recovery()
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable recovery curves (%s)", self.path, exc)
+            return None
 
     def value_of(self, key: str) -> Any:
         """The value of a grouping key: a config-group choice (``agent``), or a config path
@@ -113,7 +125,14 @@ def load_local_run(path: str | Path) -> Run:
     except Exception as exc:
         run.error = run.error or f"unreadable config: {exc}"
     run._load_metrics = rd.read_metrics
+    run._load_recovery = lambda: _read_recovery(rd)
     return run
+
+
+def _read_recovery(rd: RunDir) -> dict[str, Any] | None:
+    from recsim_env.state_io import load_tree  # plain data, never pickle
+
+    return load_tree(rd.recovery_path) if rd.recovery_path.exists() else None
 
 
 def load_offline_wandb_run(path: str | Path) -> Run:

@@ -1,5 +1,6 @@
-"""The figures of a ``recsim-compare`` report: learning curves with drift events, final metrics,
-heat maps over two swept keys (matplotlib's object API, no pyplot: no global state)."""
+"""The figures of a ``recsim-compare`` report: learning curves with drift events, the recovery
+curve after drift events (:mod:`.recovery_plot`), final metrics, heat maps over two swept keys
+(matplotlib's object API, no pyplot: no global state)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from experiments.analysis.compare.aggregate import (
     group_label,
 )
 from experiments.analysis.compare.load import Run
+from experiments.analysis.compare.recovery_plot import plot_recovery
 from experiments.analysis.schema import better, lower_is_better
 
 
@@ -50,6 +52,11 @@ def plot_all(
         entry = _plot_curve(key, groups, results["group_order"], colors, settings, out_dir)
         if entry:
             figures["curves"][key] = entry
+    recovery = plot_recovery(
+        groups, results["group_order"], colors, settings.confidence, settings.seed, out_dir
+    )
+    if recovery is not None:
+        figures["recovery"] = recovery
     if results["group_order"] and results["metrics"]:
         figures["final_metrics"] = _plot_final(results, colors, out_dir)
     if len(settings.by) >= 2 and results["group_order"]:

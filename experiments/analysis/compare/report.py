@@ -116,6 +116,59 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             lines += [f"- {_md_escape(label)}: {how}" for label, how in entry["grid"].items()] + [
                 ""
             ]
+    recovery = figures.get("recovery")
+    if recovery:
+        st = recovery["settings"]
+        lines += [
+            "## Recovery after drift events",
+            "",
+            f"![recovery curve]({recovery['file']})",
+            "",
+        ]
+        lines.append(
+            "Share of the myopic oracle's expected reward (ground truth) vs user-steps since each "
+            "drift event: per run the mean over its events, then the mean over runs with a 95 % "
+            f"bootstrap band over runs (bins of {recovery['width']} user-steps). Right: relative "
+            f"to each event's pre-event level (the share over the {st['baseline']} user-steps "
+            f"before it); recovered = back above {1 - st['tolerance']:g} averaged over "
+            f"{st['sustain']} user-steps, until the end of the {st['horizon']}-step horizon or "
+            "the next event. Dashed: a copy of the agent frozen at each event (if measured)."
+        )
+        for key, title in (
+            ("pooled", "Pooled over every event of a group's runs"),
+            (
+                "pooled_hurt",
+                f"Only the events that hurt (initial drop > {st['tolerance']:g}; each agent on "
+                "the events that hurt *it*: a conditional view)",
+            ),
+        ):
+            lines += [
+                "",
+                f"{title} — Kaplan–Meier over the pooled events, its 95 % CI from a bootstrap "
+                "over runs:",
+                "",
+                "| group | events | recovered | censored | share recovered | KM mean [95 % CI] | "
+                "KM median | drop | auc |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for name in recovery["groups"]:
+                pooled = recovery[key][name]
+                defined = pooled["recovery_recovered"] + pooled["recovery_censored"]
+                lines.append(
+                    f"| {_md_escape(name)} | {defined:.0f} | {pooled['recovery_recovered']:.0f} | "
+                    f"{pooled['recovery_censored']:.0f} | {_fmt(pooled['recovered_share'], 3)} | "
+                    f"{_fmt(pooled['recovery_time_km_mean'])} {_fmt_ci(pooled['km_mean_ci'])} | "
+                    f"{_fmt(pooled['recovery_time_km_median'])} | "
+                    f"{_fmt(pooled['recovery_drop'], 3)} | {_fmt(pooled['recovery_auc'], 3)} |"
+                )
+        if recovery.get("same_when_frozen"):
+            lines.append(
+                "- frozen copies identical to the runs themselves (not drawn): "
+                + ", ".join(recovery["same_when_frozen"])
+            )
+        if recovery.get("skipped"):
+            lines.append(f"- left out (other recovery settings): {', '.join(recovery['skipped'])}")
+        lines.append("")
     if figures.get("final_metrics"):
         lines += ["## Final metrics", "", f"![final metrics]({figures['final_metrics']})", ""]
     for hm in figures.get("heatmaps") or []:
