@@ -85,7 +85,7 @@ def test_metric_direction_comes_from_the_schema():
     assert optimization_direction("online/regret") == "minimize"
     assert optimization_direction("online/cumulative_regret") == "minimize"
     assert optimization_direction("online/regret_final") == "minimize"
-    assert optimization_direction("lifelong/recovery_time_mean") == "minimize"
+    assert optimization_direction("lifelong/recovery_time_km_mean") == "minimize"
     assert optimization_direction("train/loss") == "minimize"
     assert optimization_direction("train/value_loss") == "minimize"  # not listed: word rule
 
