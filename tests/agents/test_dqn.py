@@ -519,6 +519,22 @@ def test_save_load_gives_identical_greedy_actions(tmp_path):
         assert len(loaded.replay) == 0  # not included by default
 
 
+def test_load_without_env_rebuilds_the_long_term_layout(tmp_path):
+    """On LongTerm-v0 a candidate carries long-term signals and an item embedding as well: a
+    checkpoint must describe the whole layout, or an agent loaded without an env mis-splits the
+    observation (fails to load, or scores the wrong features)."""
+    env = gym.make_vec("recsim_env/LongTerm-v0", num_envs=4)
+    agent = DQNAgent(env, seed=2, **FAST)
+    agent.learn(400)
+    path = tmp_path / "dqn.pt"
+    agent.save(path)
+    loaded = DQNAgent.load(path)  # no env
+    assert loaded.layout == agent.layout and loaded.layout.item_signals
+    obs, _ = gym.make_vec("recsim_env/LongTerm-v0", num_envs=4).reset(seed=9)
+    np.testing.assert_array_equal(loaded.q_values(obs), agent.q_values(obs))
+    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+
+
 @pytest.mark.parametrize("overrides", [dict(), dict(n_step=3, dueling=True, tau=0.1)])
 def test_resume_from_checkpoint_continues_exactly(tmp_path, overrides):
     """learn(N1) → save (with replay) + env.state_dict() → load both → learn(N2) equals learn(N1 + N2)."""
