@@ -13,7 +13,7 @@ device resolution and the optimiser both learners build.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium
@@ -119,18 +119,24 @@ class EnvSpec:
 
     @staticmethod
     def state(layout: ObsLayout, slate_size: int, num_envs: int) -> dict[str, Any]:
-        """Plain-data description for a checkpoint."""
+        """Plain-data description for a checkpoint: every :class:`ObsLayout` field (the item width
+        depends on more than candidates and topics: long-term signals, item embeddings), the slate
+        size and the number of users."""
         return {
             "num_candidates": layout.num_candidates,
             "num_topics": layout.num_topics,
             "user_dim": layout.user_dim,
+            "obs_layout": asdict(layout),
             "slate_size": slate_size,
             "num_envs": num_envs,
         }
 
     @classmethod
     def from_state(cls, spec: dict[str, Any]) -> EnvSpec:
-        layout = ObsLayout(spec["num_candidates"], spec["num_topics"], spec["user_dim"])
+        if "obs_layout" in spec:
+            layout = ObsLayout(**spec["obs_layout"])
+        else:  # checkpoints written before the full layout was stored (no item signals then)
+            layout = ObsLayout(spec["num_candidates"], spec["num_topics"], spec["user_dim"])
         c, k = spec["num_candidates"], spec["slate_size"]
         space = gymnasium.spaces.MultiDiscrete([c] * k) if k else gymnasium.spaces.Discrete(c)
         return cls(layout, space, int(spec["num_envs"]))

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from typing import Any
 
+from agents.dqn.losses import TD_LOSSES
 from recsim_env.validation import (
     ConfigError,
     check_bool,
@@ -32,6 +33,13 @@ class DQNConfig:
 
     Steps are user-steps (one vector step over ``B`` users counts ``B``) except ``train_freq``,
     which, as in SB3 with a VecEnv, counts vector steps (calls to ``env.step``).
+
+    The defaults propagate value (measured on LongTerm-v0 and DriftingUsers-v0, see the README's
+    DQN paragraph and ``docs/studies/gamma``): a Polyak target moved after every vector step
+    (``tau = 0.005``, ``target_update_interval = 1``: the target lags ≈ 200 training rounds
+    whatever ``B``), a dueling head and the squared TD loss. Before, the target moved by
+    τ = 0.005 once every 1,000 user-steps (a lag of ≈ 12,500 training rounds at B = 16), so
+    bootstrapped values barely travelled and the agent was a contextual bandit whatever γ.
     """
 
     # --- objective and optimisation
@@ -39,6 +47,9 @@ class DQNConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # constant | linear (from lr to lr_end over total_steps)
     lr_end: float = 0.0
+    # mse (½ squared TD error) | huber (δ = 1). MSE regresses on the mean return; Huber, linear for
+    # errors > 1, on something near the median, which ignores rare large events such as churn.
+    loss: str = "mse"
     max_grad_norm: float | None = 10.0  # None: no clipping
     batch_size: int = 64
     # --- exploration (linear from epsilon_start to epsilon_end over exploration_fraction * total)
@@ -47,13 +58,14 @@ class DQNConfig:
     exploration_fraction: float = 0.1
     # --- replay and targets
     buffer_size: int = 100_000
-    n_step: int = 1
+    n_step: int = 1  # 3 measured no better on LongTerm-v0 or DriftingUsers-v0
     double: bool = True
-    dueling: bool = False
-    tau: float = (
-        0.005  # 1.0: hard copy; < 1: Polyak averaging (a slow target: hard copies diverged)
-    )
-    target_update_interval: int = 1_000  # user-steps between target updates
+    dueling: bool = True  # V(s) + A(s, c): small long-term differences between candidates
+    tau: float = 0.005  # per target update: 1.0 hard copy, < 1 Polyak θ' ← τ·θ + (1 − τ)·θ'
+    # user-steps between target updates, rounded down to whole vector steps, at least one (SB3's
+    # rule): 1 (or anything <= B) = after every vector step. For hard copies (tau = 1) use a
+    # multiple of B: 2,000 at B = 16 (125 training rounds) worked, 500 diverged.
+    target_update_interval: int = 1
     # --- when to train
     learning_starts: int = 1_000  # user-steps of uniform random acting before training
     train_freq: int = 1  # vector steps between training rounds (SB3 semantics)
@@ -74,6 +86,7 @@ class DQNConfig:
         v("lr", check_real, 0.0, lo_open=True)
         v("lr_schedule", check_choice, LR_SCHEDULES)
         v("lr_end", check_real, 0.0)
+        v("loss", check_choice, TD_LOSSES)
         v("max_grad_norm", check_real, 0.0, lo_open=True, optional=True)
         v("batch_size", check_int, 1)
         for key in ("epsilon_start", "epsilon_end", "exploration_fraction"):

@@ -14,8 +14,12 @@ The loop is ``OnlineAgent.learn`` (act → env.step → observe → update). Sem
 * until ``learning_starts`` user-steps have been observed, exploring actions are uniform random;
   training starts once more than ``learning_starts`` user-steps were observed and the replay holds
   at least ``batch_size`` complete n-step windows;
-* the target network is updated every ``target_update_interval`` user-steps (rounded down to whole
-  vector steps): a hard copy when ``tau = 1``, Polyak averaging ``θ' ← τ·θ + (1 − τ)·θ'`` otherwise.
+* the target network is updated every ``target_update_interval`` user-steps, rounded down to whole
+  vector steps and at least one (before that step's training round): a hard copy when ``tau = 1``,
+  Polyak averaging ``θ' ← τ·θ + (1 − τ)·θ'`` otherwise. The default (``1``, ``tau = 0.005``) is
+  Polyak after every vector step, i.e. every training round: the target lags ≈ 1/τ = 200 rounds
+  whatever ``B`` (:attr:`DQNAgent.target_update_gradient_steps` gives the lag in gradient steps).
+  A hard copy counted in user-steps comes more often in rounds as ``B`` grows: scale it with ``B``.
 
 Slate mode (``MultiDiscrete([C] * k)`` actions) uses a documented approximation: the value of a
 slate is the mean of its items' Q-values, so acting is the top-k candidates by Q (ordered, best
@@ -118,6 +122,15 @@ class DQNAgent(OnlineAgent):
         self.gradient_steps_done = 0
         self.schedule_horizon: int | None = cfg.total_steps
         self._target_every = max(cfg.target_update_interval // self.num_envs, 1)
+
+    @property
+    def target_update_gradient_steps(self) -> int:
+        """Gradient steps between two target updates online (at least 1): the target's lag in
+        *updates*, which is what keeps TD learning stable. Offline pre-training uses the same lag
+        (:func:`agents.offline.pretrain.pretrain_dqn`), so both phases propagate value alike."""
+        cfg = self.config
+        per_round = cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq * self.num_envs
+        return max(1, round(self._target_every * per_round / cfg.train_freq))
 
     # ------------------------------------------------------------------ schedules
     def _horizon(self) -> int:
@@ -262,7 +275,7 @@ class DQNAgent(OnlineAgent):
         )
         target = td_target(returns, discounts, terminated, next_value)
         q_taken = self.q_net.q_of(obs, actions).mean(dim=1)  # (b, 1) or slate (b, k)
-        loss = td_loss(q_taken, target)
+        loss = td_loss(q_taken, target, cfg.loss)
         optimizer_step(self.optimizer, self._params, loss, cfg.max_grad_norm)
         return torch.stack([loss.detach(), q_taken.detach().mean()])
 

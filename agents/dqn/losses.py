@@ -57,10 +57,24 @@ def td_target(
     return returns + discounts * (1.0 - terminated) * next_value
 
 
-def td_loss(q_taken: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Huber loss (δ = 1, mean over the batch): quadratic near the target, linear far from it, so
-    one badly wrong bootstrap does not blow up the gradient."""
-    return F.smooth_l1_loss(q_taken, target)
+TD_LOSSES = ("huber", "mse")
+
+
+def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber") -> torch.Tensor:
+    """Mean over the batch of ``huber`` (δ = 1: quadratic near the target, linear far from it, so
+    one badly wrong bootstrap does not blow up the gradient) or ``mse`` (``½·(Q − target)²``, the
+    same quadratic part everywhere).
+
+    Why both: far from the target Huber's gradient is only the sign of the error, so Huber
+    regression is pulled towards the *median* of a target distribution, MSE towards its *mean*.
+    Where rare events move the return a lot (a user who churns ends the lifetime: a target of 0
+    against ≈ γ·V for one who returns) and returns are much larger than 1, the median ignores the
+    rare event and the agent cannot price it."""
+    if kind == "huber":
+        return F.smooth_l1_loss(q_taken, target)
+    if kind == "mse":
+        return 0.5 * F.mse_loss(q_taken, target)
+    raise ValueError(f"td loss kind={kind!r} is invalid: allowed {', '.join(TD_LOSSES)}")
 
 
 def optimizer_step(

@@ -5,9 +5,9 @@ that after :func:`pretrain_dqn` the same agent is deployed and keeps learning on
 ``learn`` (pretrain → fine-tune → serve):
 
     target  = Σ_{k<n} γᵏ r_{t+k} + γⁿ (1 − terminated) · Q_target(s_{t+n}, argmax_a Q(s_{t+n}, a))
-    loss    = Huber(Q(s_t, a_t), target)  +  α · mean(logsumexp_a Q(s_t, a) − Q(s_t, a_t))
+    loss    = TD(Q(s_t, a_t), target)  +  α · mean(logsumexp_a Q(s_t, a) − Q(s_t, a_t))
 
-(Double DQN target with the agent's ``gamma`` and ``n_step``, over the logged user streams.) The
+(Double DQN target with the agent's ``gamma`` and ``n_step``; TD: the agent's ``loss``.) The
 second term (``conservative_alpha = α > 0``) is the CQL(H) penalty of Kumar et al. (2020): it
 pushes down the Q-values of candidates the behaviour policy did not take, so the greedy policy does
 not chase over-estimated, never-logged actions (the failure of plain batch Q-learning when the data
@@ -109,7 +109,7 @@ def pretrain_dqn(
     *,
     batch_size: int | None = None,
     lr: float | None = None,
-    target_update_interval: int = 200,
+    target_update_interval: int | None = None,
     seed_agent_replay: bool = False,
     seed: int | None = None,
 ) -> dict[str, float]:
@@ -118,7 +118,10 @@ def pretrain_dqn(
     Uses the agent's networks, optimiser, ``gamma``, ``n_step``, ``double``, ``max_grad_norm`` and
     ``tau``; ``batch_size`` and ``lr`` default to the agent's. The target network is updated every
     ``target_update_interval`` gradient steps (hard copy, or Polyak with the agent's ``tau``) and
-    synced with the online network at the end. Minibatches are drawn with ``seed`` (``None``: from
+    synced with the online network at the end; ``None`` (default): as often, in gradient steps, as
+    the agent updates it online (:attr:`DQNAgent.target_update_gradient_steps`: with the default
+    Polyak target, after every gradient step), so pre-training propagates value as fine-tuning
+    does. Minibatches are drawn with ``seed`` (``None``: from
     the agent's generator). ``seed_agent_replay`` also calls :func:`seed_replay`.
 
     Returns the means over the last 10 % of steps: ``pretrain/loss`` (total), ``pretrain/td_loss``,
@@ -134,6 +137,8 @@ def pretrain_dqn(
         raise ValueError(
             f"conservative_alpha must be a finite number >= 0, got {conservative_alpha}"
         )
+    if target_update_interval is None:
+        target_update_interval = agent.target_update_gradient_steps
     if int(target_update_interval) != target_update_interval or target_update_interval < 1:
         raise ValueError(
             f"target_update_interval must be a positive integer, got {target_update_interval}"
@@ -173,7 +178,7 @@ def pretrain_dqn(
         )
         q_all = q_net(obs)  # (b, C): the penalty needs every candidate
         q_taken = q_all.gather(1, actions.unsqueeze(1)).squeeze(1)
-        td = td_loss(q_taken, target)
+        td = td_loss(q_taken, target, cfg.loss)
         penalty = (torch.logsumexp(q_all, dim=1) - q_taken).mean()
         loss = td + alpha * penalty if alpha > 0 else td
         optimizer_step(agent.optimizer, params, loss, cfg.max_grad_norm)

@@ -25,12 +25,15 @@ from agents.dqn.adaptive import AdaptiveConfig, AdaptiveDQNAgent, RecencyReplay
 from agents.dqn.replay import ReplayBuffer
 from experiments.lifelong_metrics import RecoveryReport, recovery_times
 
-# hard target copies (tau=1), the setting the adaptation defaults were measured with
-FAST = dict(hidden_sizes=[32], buffer_size=4_000, learning_starts=200, batch_size=32, tau=1.0)
+# hard target copies (tau=1), no dueling head and the Huber loss: the settings the adaptation
+# defaults were measured with (the DQN's defaults before issue 11)
+FAST = dict(hidden_sizes=[32], buffer_size=4_000, learning_starts=200, batch_size=32, tau=1.0,
+            dueling=False, loss="huber")  # fmt: skip
 # Learning setting of the detection / recovery tests (16 users per vector step).
 B = 16
 LEARN = dict(gamma=0.9, hidden_sizes=[32], learning_starts=500, batch_size=32, buffer_size=20_000,
-             exploration_fraction=0.1, target_update_interval=500, tau=1.0)  # fmt: skip
+             exploration_fraction=0.1, target_update_interval=500, tau=1.0, dueling=False,
+             loss="huber")  # fmt: skip
 # The adaptive setting measured best (= the AdaptiveConfig / conf/agent/adaptive_dqn.yaml defaults):
 # Page-Hinkley on the normalised reward, replay from the newest 200 vector steps for 500 after.
 ADAPT = dict(detector="page_hinkley", ph_threshold=15.0, cooldown=300 * B, recency="window",

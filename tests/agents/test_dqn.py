@@ -22,6 +22,7 @@ from agents.dqn.losses import (
     update_target,
 )
 from agents.dqn.schedules import epsilon_schedule, lr_schedule
+from recsim_env.observation import ObsLayout
 
 ENV_ID = "recsim_env/Stationary-v0"
 FAST = dict(hidden_sizes=[32], buffer_size=4_000, learning_starts=200, batch_size=32)
@@ -59,6 +60,7 @@ INVALID = [
     ("lr", float("inf")),
     ("lr_schedule", "cosine"),
     ("lr_end", -1.0),
+    ("loss", "l1"),
     ("max_grad_norm", 0.0),
     ("batch_size", 0),
     ("batch_size", 32.5),
@@ -210,6 +212,11 @@ def test_td_target_by_hand():
     # Huber: quadratic inside |δ| < 1, linear outside
     loss = td_loss(torch.tensor([0.0, 0.0]), torch.tensor([0.5, 3.0]))
     torch.testing.assert_close(loss, torch.tensor((0.5 * 0.25 + (3.0 - 0.5)) / 2))
+    # MSE: ½ squared error everywhere (the same as Huber inside |δ| < 1)
+    loss = td_loss(torch.tensor([0.0, 0.0]), torch.tensor([0.5, 3.0]), "mse")
+    torch.testing.assert_close(loss, torch.tensor((0.5 * 0.25 + 0.5 * 9.0) / 2))
+    with pytest.raises(ValueError, match="kind='l1'"):
+        td_loss(torch.tensor([0.0]), torch.tensor([1.0]), "l1")
 
 
 def test_optimizer_step_clips_and_target_update():
@@ -472,6 +479,98 @@ def test_target_update_hard_and_polyak(tau):
         torch.testing.assert_close(t, o + tau * (q - o))
 
 
+class ChainVecEnv(gym.vector.VectorEnv):
+    """A tiny deterministic MDP, ``num_envs`` copies: a chain of ``length`` states, whose one-hot is
+    the user features. Candidate 0 continues (reward 1, next state; from the last state the
+    episode terminates), candidate 1 stops (reward ``stop_reward``, terminates). Same-step
+    autoreset with ``final_obs`` in ``info``, as the simulator does."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int, length: int, stop_reward: float = 2.0) -> None:
+        self.num_envs, self.length, self.stop_reward = num_envs, length, stop_reward
+        self.obs_layout = ObsLayout(num_candidates=2, num_topics=2, user_dim=length)
+        space = gym.spaces.Box(0.0, 1.0, (self.obs_layout.size,), np.float32)
+        self.single_observation_space = space
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.observation_space = gym.vector.utils.batch_space(space, num_envs)
+        self.action_space = gym.spaces.MultiDiscrete([2] * num_envs)
+        self.state = np.zeros(num_envs, dtype=np.int64)
+
+    def observation(self, state: np.ndarray) -> np.ndarray:
+        layout = self.obs_layout
+        obs = np.zeros((len(state), layout.size), np.float32)
+        obs[:, 0] = 1.0  # candidate 0 (continue): topic 0
+        obs[:, layout.item_dim + 1] = 1.0  # candidate 1 (stop): topic 1
+        obs[np.arange(len(state)), layout.items_size + state] = 1.0
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        self.state[:] = 0
+        return self.observation(self.state), {}
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        rewards = np.where(actions == 0, 1.0, self.stop_reward).astype(np.float32)
+        following = self.state + 1
+        terminated = (actions == 1) | (following == self.length)
+        final_obs = self.observation(np.minimum(following, self.length - 1))
+        self.state = np.where(terminated, 0, following)
+        info = {"final_obs": final_obs, "_final_obs": terminated.copy()} if terminated.any() else {}
+        return self.observation(self.state), rewards, terminated, np.zeros_like(terminated), info
+
+
+def chain_q_values(length: int, gamma: float, stop_reward: float = 2.0) -> np.ndarray:
+    """Q*(state, action) of :class:`ChainVecEnv` by backward induction, ``(length, 2)``."""
+    q = np.zeros((length, 2))
+    for state in reversed(range(length)):
+        later = q[state + 1].max() if state + 1 < length else 0.0
+        q[state] = 1.0 + gamma * later, stop_reward
+    return q
+
+
+def test_learns_discounted_returns_on_a_chain():
+    """γ = 0.99 and the default target update, n-step and loss: the learned Q-values of a 16-state
+    chain match the discounted returns Q* computed by backward induction (within 4 % + 0.1). Reward
+    has to travel 16 steps back: with the former default target (Polyak τ = 0.005 once every
+    1,000 user-steps) Q(start, continue) stayed at the one-step reward (≈ 1 of 15.7). The
+    undiscounted return of the start state is 8 % above Q*, so the discount is learned too, not
+    only the sum."""
+    length, gamma = 16, 0.99
+    env = ChainVecEnv(num_envs=2, length=length)
+    agent = DQNAgent(env, seed=0, gamma=gamma, buffer_size=10_000, learning_starts=500)
+    agent.learn(10_000)  # 5,000 vector steps: ≈ 25 lags of the default Polyak target
+    learned = agent.q_values(env.observation(np.arange(length)))
+    expected = chain_q_values(length, gamma)
+    undiscounted = chain_q_values(length, 1.0)
+    assert undiscounted[0, 0] > 1.08 * expected[0, 0]
+    np.testing.assert_allclose(learned, expected, rtol=0.04, atol=0.1)
+    assert (learned.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+@pytest.mark.parametrize("num_envs", [4, 16])
+def test_default_target_update_is_polyak_every_vector_step(num_envs):
+    """The documented default cadence: θ' ← τ·θ + (1 − τ)·θ' after every vector step (one
+    training round), whatever the number of users, so the target lags the online net by ≈ 1/τ
+    gradient steps; offline pre-training uses the same lag."""
+    agent = DQNAgent(make_env(num_envs), seed=0, **FAST)
+    tau = DQNConfig().tau
+    assert agent.config.tau == tau < 1 and agent.target_update_gradient_steps == 1
+    for _ in range(3):
+        with torch.no_grad():
+            for p in agent.q_net.parameters():
+                p.add_(1.0)
+        old = [p.clone() for p in agent.target_net.parameters()]
+        agent.update()
+        for o, t, q in zip(
+            old, agent.target_net.parameters(), agent.q_net.parameters(), strict=True
+        ):
+            torch.testing.assert_close(t, o + tau * (q - o))
+    # hard copies every 2,000 user-steps: every 125 vector steps of 16 users = 125 gradient steps
+    hard = DQNAgent(make_env(16), seed=0, tau=1.0, target_update_interval=2_000, **FAST)
+    assert hard.target_update_gradient_steps == 125
+
+
 def test_learns_to_beat_random_and_popularity():
     """Stationary users: DQN's last-window reward beats random and popularity on the same seed."""
     num_envs, total, seed = 16, 48_000, 7
@@ -517,6 +616,22 @@ def test_save_load_gives_identical_greedy_actions(tmp_path):
         np.testing.assert_array_equal(loaded.q_values(obs), agent.q_values(obs))
         assert loaded.num_timesteps == 800 and loaded.config == agent.config
         assert len(loaded.replay) == 0  # not included by default
+
+
+def test_load_without_env_rebuilds_the_long_term_layout(tmp_path):
+    """On LongTerm-v0 a candidate carries long-term signals and an item embedding as well: a
+    checkpoint must describe the whole layout, or an agent loaded without an env mis-splits the
+    observation (fails to load, or scores the wrong features)."""
+    env = gym.make_vec("recsim_env/LongTerm-v0", num_envs=4)
+    agent = DQNAgent(env, seed=2, **FAST)
+    agent.learn(400)
+    path = tmp_path / "dqn.pt"
+    agent.save(path)
+    loaded = DQNAgent.load(path)  # no env
+    assert loaded.layout == agent.layout and loaded.layout.item_signals
+    obs, _ = gym.make_vec("recsim_env/LongTerm-v0", num_envs=4).reset(seed=9)
+    np.testing.assert_array_equal(loaded.q_values(obs), agent.q_values(obs))
+    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
 
 
 @pytest.mark.parametrize("overrides", [dict(), dict(n_step=3, dueling=True, tau=0.1)])
