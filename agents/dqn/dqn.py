@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import Info, OnlineAgent, StepCallback
+from agents.base import Info, OnlineAgent
 from agents.dqn.acting import (
     EnvSpec,
     greedy_actions,
@@ -51,12 +51,12 @@ from agents.dqn.config import DQNConfig
 from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
 from agents.dqn.network import build_q_network
 from agents.dqn.replay import ReplayBuffer
-from agents.dqn.schedules import epsilon_schedule, lr_schedule
+from agents.dqn.schedules import ScheduledLearner
 
 CHECKPOINT_FORMAT = 2  # 2: the replay stores each observation once (format 1 cannot be read)
 
 
-class DQNAgent(OnlineAgent):
+class DQNAgent(ScheduledLearner, OnlineAgent):
     """DQN over a recsim vector env; hyperparameters are :class:`DQNConfig` fields.
 
     Build with keyword hyperparameters (``DQNAgent(env, gamma=0.9, n_step=3)``, which is what
@@ -132,31 +132,6 @@ class DQNAgent(OnlineAgent):
         per_round = cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq * self.num_envs
         return max(1, round(self._target_every * per_round / cfg.train_freq))
 
-    # ------------------------------------------------------------------ schedules
-    def _horizon(self) -> int:
-        if self.schedule_horizon is None:
-            raise ValueError(
-                "the exploration / learning-rate schedules need a horizon: set total_steps in the "
-                "DQN config or call learn() (its total_steps is used) before acting with explore=True"
-            )
-        return self.schedule_horizon
-
-    @property
-    def epsilon(self) -> float:
-        """Exploration rate at the current position (``observed_steps``)."""
-        cfg = self.config
-        schedule = epsilon_schedule(
-            cfg.epsilon_start, cfg.epsilon_end, cfg.exploration_fraction, self._horizon()
-        )
-        return schedule(self.observed_steps)
-
-    @property
-    def learning_rate(self) -> float:
-        cfg = self.config
-        return lr_schedule(cfg.lr_schedule, cfg.lr, cfg.lr_end, self._horizon())(
-            self.observed_steps
-        )
-
     # ------------------------------------------------------------------ acting
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-value of every candidate, ``(B, C)`` float32 (also a ranking score for evaluation)."""
@@ -195,14 +170,6 @@ class DQNAgent(OnlineAgent):
         return actions[0] if single else actions
 
     # ------------------------------------------------------------------ learning
-    def learn(self, total_steps: int, callback: StepCallback | None = None) -> DQNAgent:
-        """Run ``total_steps`` more user-steps; the first call fixes the schedule horizon when
-        ``total_steps`` is not set in the config (as SB3's ``learn`` does)."""
-        if self.schedule_horizon is None:
-            self.schedule_horizon = int(total_steps)
-        super().learn(total_steps, callback)
-        return self
-
     def observe(
         self,
         obs: np.ndarray,

@@ -8,6 +8,12 @@ would have read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from agents.base import StepCallback
 
 
 @dataclass(frozen=True)
@@ -36,3 +42,49 @@ def lr_schedule(kind: str, lr: float, lr_end: float, horizon: int) -> LinearSche
     if kind == "linear":
         return LinearSchedule(lr, lr_end, float(horizon))
     raise ValueError(f"lr_schedule={kind!r} is invalid: allowed 'constant', 'linear'")
+
+
+class ScheduledLearner:
+    """The ε and learning-rate schedules of our Q-learners (``DQNAgent``, ``PQNAgent``), read at
+    ``observed_steps`` over ``schedule_horizon`` user-steps.
+
+    A mixin placed before :class:`agents.base.OnlineAgent`: the horizon comes from the config's
+    ``total_steps`` or, as in SB3's ``learn``, from the first ``learn()`` call.
+    """
+
+    config: Any  # a config with epsilon_*, exploration_fraction, lr, lr_schedule, lr_end
+    observed_steps: int
+    schedule_horizon: int | None
+
+    def _horizon(self) -> int:
+        if self.schedule_horizon is None:
+            raise ValueError(
+                "the exploration / learning-rate schedules need a horizon: set total_steps in the "
+                f"{type(self).__name__} config or call learn() (its total_steps is used) before "
+                "acting with explore=True"
+            )
+        return self.schedule_horizon
+
+    @property
+    def epsilon(self) -> float:
+        """Exploration rate at the current position (``observed_steps``)."""
+        cfg = self.config
+        schedule = epsilon_schedule(
+            cfg.epsilon_start, cfg.epsilon_end, cfg.exploration_fraction, self._horizon()
+        )
+        return schedule(self.observed_steps)
+
+    @property
+    def learning_rate(self) -> float:
+        cfg = self.config
+        return lr_schedule(cfg.lr_schedule, cfg.lr, cfg.lr_end, self._horizon())(
+            self.observed_steps
+        )
+
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> Self:
+        """Run ``total_steps`` more user-steps; the first call fixes the schedule horizon when
+        ``total_steps`` is not set in the config (as SB3's ``learn`` does)."""
+        if self.schedule_horizon is None:
+            self.schedule_horizon = int(total_steps)
+        super().learn(total_steps, callback)  # type: ignore[misc]
+        return self

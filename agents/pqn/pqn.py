@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.base import Info, OnlineAgent, StepCallback
+from agents.base import Info, OnlineAgent
 from agents.dqn.acting import (
     EnvSpec,
     greedy_actions,
@@ -45,7 +45,7 @@ from agents.dqn.acting import (
 )
 from agents.dqn.losses import optimizer_step, td_loss
 from agents.dqn.network import CandidateQNetwork, build_q_network
-from agents.dqn.schedules import epsilon_schedule, lr_schedule
+from agents.dqn.schedules import ScheduledLearner
 from agents.pqn.config import PQNConfig
 from agents.pqn.qlambda import q_lambda_targets
 from recsim_env.observation import ObsLayout
@@ -116,7 +116,7 @@ class Rollout:
         self.t = t
 
 
-class PQNAgent(OnlineAgent):
+class PQNAgent(ScheduledLearner, OnlineAgent):
     """PQN over a recsim vector env; hyperparameters are :class:`PQNConfig` fields.
 
     Build with keyword hyperparameters (``PQNAgent(env, td_lambda=0.8)``, which is what
@@ -163,31 +163,6 @@ class PQNAgent(OnlineAgent):
         # the forward pass of the last exploring act(): (its obs array, obs on device, V(s))
         self._acted: tuple[np.ndarray, torch.Tensor, torch.Tensor] | None = None
 
-    # ------------------------------------------------------------------ schedules
-    def _horizon(self) -> int:
-        if self.schedule_horizon is None:
-            raise ValueError(
-                "the exploration / learning-rate schedules need a horizon: set total_steps in the "
-                "PQN config or call learn() (its total_steps is used) before acting with explore=True"
-            )
-        return self.schedule_horizon
-
-    @property
-    def epsilon(self) -> float:
-        """Exploration rate at the current position (``observed_steps``)."""
-        cfg = self.config
-        schedule = epsilon_schedule(
-            cfg.epsilon_start, cfg.epsilon_end, cfg.exploration_fraction, self._horizon()
-        )
-        return schedule(self.observed_steps)
-
-    @property
-    def learning_rate(self) -> float:
-        cfg = self.config
-        return lr_schedule(cfg.lr_schedule, cfg.lr, cfg.lr_end, self._horizon())(
-            self.observed_steps
-        )
-
     # ------------------------------------------------------------------ acting
     def _to_device(self, obs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)).to(self.device)
@@ -230,14 +205,6 @@ class PQNAgent(OnlineAgent):
         return state_values(score_all(self.q_net, obs, self._rows_per_user), self.slate_size)
 
     # ------------------------------------------------------------------ learning
-    def learn(self, total_steps: int, callback: StepCallback | None = None) -> PQNAgent:
-        """Run ``total_steps`` more user-steps; the first call fixes the schedule horizon when
-        ``total_steps`` is not set in the config (as SB3's ``learn`` does)."""
-        if self.schedule_horizon is None:
-            self.schedule_horizon = int(total_steps)
-        super().learn(total_steps, callback)
-        return self
-
     def observe(
         self,
         obs: np.ndarray,
