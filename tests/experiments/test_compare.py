@@ -74,6 +74,22 @@ def _summaries(sweep_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+def _summaries_by_seed(sweep_dir: Path) -> dict[str, dict[int, dict]]:
+    """summary.json of every completed job, by agent and seed (from the job's overrides)."""
+    import yaml
+
+    out: dict[str, dict[int, dict]] = {}
+    for job in sweep_dir.iterdir():
+        if not (job / "summary.json").exists():
+            continue
+        overrides = dict(
+            o.split("=", 1) for o in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        )
+        summary = json.loads((job / "summary.json").read_text())
+        out.setdefault(overrides["agent"], {})[int(overrides["seed"])] = summary
+    return out
+
+
 def _rliable_ci(scores: np.ndarray, func, reps: int = 2_000) -> np.ndarray:
     """rliable's CI of ``func`` for ``scores (runs,)`` or ``(runs, tasks)``.
 
@@ -178,6 +194,22 @@ def test_console_script_writes_tables_plots_and_numbers(sweep, tmp_path):
         )
         assert comparison["metrics"][metric]["poi"] == pytest.approx(expected, abs=1e-12)
     assert "Probability of improvement: linucb vs random" in report
+
+    # paired by seed: the same seed's runs side by side, read back from the run dirs
+    by_seed = _summaries_by_seed(sweep)
+    for metric in ("online/reward", "eval/return", "online/cumulative_regret"):
+        paired = comparison["metrics"][metric]["paired"]
+        diffs = np.array(
+            [by_seed["linucb"][s][metric] - by_seed["random"][s][metric] for s in SEEDS]
+        )
+        ratios = [by_seed["linucb"][s][metric] / by_seed["random"][s][metric] for s in SEEDS]
+        sign = -1 if "regret" in metric else 1
+        assert paired["n"] == 3
+        assert paired["diff"] == pytest.approx(diffs.mean(), rel=1e-12)
+        assert paired["ratio"] == pytest.approx(np.mean(ratios), rel=1e-12)
+        assert paired["a_better"] == int(np.sum(sign * diffs > 0))
+        assert paired["ci_diff"][0] <= paired["diff"] <= paired["ci_diff"][1]
+    assert "| A better on |" in report
 
 
 def test_failed_and_missing_runs_are_reported_not_dropped(sweep, tmp_path):
@@ -333,6 +365,21 @@ def test_aggregates_and_poi_equal_rliable_on_multi_task_scores():
     )
     ties = np.array([[1.0], [2.0], [2.0]])
     assert stats.probability_of_improvement(ties, ties) == pytest.approx(0.5)
+
+
+def test_paired_comparison_by_hand():
+    a, b = np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0])
+    out = stats.paired_comparison(a, b, reps=2_000, rng=0)
+    assert out["n"] == 3 and out["a_better"] == 3
+    assert out["diff"] == pytest.approx(2.0) and out["ratio"] == pytest.approx(2.0)
+    assert out["ci_ratio"] == pytest.approx([2.0, 2.0])  # the same ratio on every seed
+    assert out["ci_diff"][0] == pytest.approx(1.0) and out["ci_diff"][1] == pytest.approx(3.0)
+    lower = stats.paired_comparison(a, b, lower_is_better=True)
+    assert lower["a_better"] == 0
+    no_ratio = stats.paired_comparison(a, np.array([1.0, 0.0, 3.0]))
+    assert math.isnan(no_ratio["ratio"]) and all(math.isnan(c) for c in no_ratio["ci_ratio"])
+    one = stats.paired_comparison(a[:1], b[:1])
+    assert one["diff"] == pytest.approx(1.0) and all(math.isnan(c) for c in one["ci_diff"])
 
 
 def test_stratified_bootstrap_matches_rliable():

@@ -131,6 +131,34 @@ def _scores_by_task(
     return [np.asarray(by_task[t]) for t in names], names
 
 
+def _paired(
+    runs_a: Sequence[Run], runs_b: Sequence[Run], metric: str, settings: Settings, rng: Any
+) -> dict[str, Any]:
+    """A vs B on the seeds (and tasks) both have once: see :func:`stats.paired_comparison`."""
+
+    def by_seed(runs: Sequence[Run]) -> dict[tuple[str, str], float]:
+        keys = [
+            (_fmt_value(r.value_of(settings.tasks)) if settings.tasks else "", _fmt_value(r.seed))
+            for r in runs
+        ]
+        return {
+            k: r.metric(metric)
+            for k, r in zip(keys, runs, strict=True)
+            if keys.count(k) == 1 and math.isfinite(r.metric(metric))
+        }
+
+    va, vb = by_seed(runs_a), by_seed(runs_b)
+    common = sorted(set(va) & set(vb))
+    return stats.paired_comparison(
+        np.array([va[k] for k in common]),
+        np.array([vb[k] for k in common]),
+        reps=settings.reps,
+        confidence=settings.confidence,
+        rng=rng,
+        lower_is_better=lower_is_better(metric),
+    )
+
+
 def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str, Any]:
     completed = [r for r in runs if r.completed]
     metrics = settings.metrics
@@ -249,6 +277,7 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
             }
             if any(len(x) < 2 for x in (*xa, *xb)):
                 row["note"] = "CI needs ≥ 2 seeds on both sides"
+            row["paired"] = _paired(groups[a], groups[b], metric, settings, rng)
             rows[metric] = row
         comparisons.append({"a": a, "b": b, "metrics": rows})
     not_ok = [r for r in runs if not r.completed]

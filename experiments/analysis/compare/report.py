@@ -93,15 +93,24 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             f"## Probability of improvement: {a} vs {b}",
             "",
             f"P({a} better than {b}): the chance that a run of {a} beats a run of {b} (ties count ½; "
-            "for lower-is-better metrics, better = lower).",
+            "for lower-is-better metrics, better = lower). Paired: runs of the same seed (the same "
+            "world) side by side, A − B and A / B averaged over the seeds both have, with a 95 % "
+            "bootstrap CI over those seeds (A / B only where every B > 0).",
             "",
-            "| metric | P(A better) | 95 % CI | n (A, B) | note |",
-            "|---|---|---|---|---|",
+            "| metric | P(A better) | 95 % CI | n (A, B) | paired seeds | A − B [95 % CI] | A / B [95 % CI] | A better on | note |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for m, row in comp["metrics"].items():
             n = row.get("n", ["", ""])
+            pr = row.get("paired") or {}
+            paired = (
+                f"{pr['n']} | {_fmt(pr['diff'])} {_fmt_ci(pr['ci_diff'])} | "
+                f"{_fmt(pr['ratio'])} {_fmt_ci(pr['ci_ratio'])} | {pr['a_better']}/{pr['n']}"
+                if pr
+                else " | | | "
+            )
             lines.append(
-                f"| {m} | {_fmt(row['poi'], 3)} | {_fmt_ci(row['ci'])} | {n[0]}, {n[1]} | {row.get('note', '')} |"
+                f"| {m} | {_fmt(row['poi'], 3)} | {_fmt_ci(row['ci'])} | {n[0]}, {n[1]} | {paired} | {row.get('note', '')} |"
             )
         lines.append("")
     figures = results.get("figures") or {}
