@@ -20,6 +20,7 @@ Agents:
 * ``dqn``: our DQN, per-candidate network, Double DQN, with SB3's head and loss (no dueling head,
   Huber loss; the defaults add a dueling head, which costs ≈ 1.75× CPU time per user-step, and
   the squared loss, which costs nothing: see the README's DQN paragraph);
+* ``dqn_defaults``: our DQN exactly as ``agent=dqn`` configures it (dueling head, squared loss);
 * ``dqn_mlp``: as ``dqn`` with SB3's flat MLP and Double DQN off (the like-for-like algorithm);
 * ``sb3_dqn``: ``stable_baselines3.DQN`` (``MlpPolicy``) — the reference of every ratio;
 * ``sb3_ppo``: ``stable_baselines3.PPO`` (``MlpPolicy``) with PQN's rollout shape: 16 vector
@@ -53,7 +54,7 @@ import torch
 import recsim_env  # registers the ids
 from agents.base import StepCallback, Transition
 
-AGENTS = ("pqn", "dqn", "dqn_mlp", "sb3_dqn", "sb3_ppo")
+AGENTS = ("pqn", "dqn", "dqn_defaults", "dqn_mlp", "sb3_dqn", "sb3_ppo")
 SIZES = (16, 256, 2_048)
 REFERENCE = "sb3_dqn"
 
@@ -108,7 +109,9 @@ def _run_ours(name: str, s: dict[str, Any]) -> dict[str, Any]:
         from agents.dqn import DQNAgent
 
         extra: dict[str, Any] = dict(dueling=False, loss="huber")  # as SB3 (see the docstring)
-        if name == "dqn_mlp":
+        if name == "dqn_defaults":
+            extra = {}
+        elif name == "dqn_mlp":
             extra.update(network="mlp", double=False)
         agent = DQNAgent(
             env,
