@@ -11,7 +11,9 @@ the error, writes ``error.txt`` and a ``summary.json`` with ``status: failed``, 
 job killed by a signal is recorded by :mod:`experiments.run.isolation`). At the end of the multirun
 this callback scans the sweep dir and prints which jobs failed, with their overrides and the
 error, and writes the list to ``<sweep dir>/failures.json``. A job still marked ``running`` whose
-dir nobody holds any more died without a record and is listed too.
+dir nobody holds any more died without a record and is listed too, and so is a job that could
+not write its own dir (another process held it, or it held another run:
+:mod:`experiments.run.rejected`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.run.rejected import rejected_jobs
 from experiments.run.rundir import (
     COMPLETED,
     MISSING,
@@ -104,6 +107,7 @@ class FailureReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = scan_sweep(sweep_dir)
         bad = [j for j in jobs if j["status"] not in (COMPLETED, RUNNING)]
+        bad += rejected_jobs(sweep_dir)  # jobs that could not write their own dir
         done = sum(j["status"] == COMPLETED for j in jobs)
         if not bad:
             log.info("multirun finished: %d job(s) completed in %s", done, sweep_dir)

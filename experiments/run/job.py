@@ -50,6 +50,7 @@ from experiments.run.config import (
     validate,
 )
 from experiments.run.protocol import LifelongProtocol, RunInterrupted
+from experiments.run.rejected import record_rejected
 from experiments.run.rundir import (
     INTERRUPTED,
     RUNNING,
@@ -149,6 +150,9 @@ def run(
     except Exception as exc:
         if job.multirun:
             log.error("job failed (%s): %s: %s", rd, type(exc).__name__, exc)
+            if isinstance(exc, RunDirError) and job.sweep_dir is not None:
+                # the dir is another process's or another run's: record beside it, not in it
+                record_rejected(job.sweep_dir, rd.path, job.overrides, exc, job.job_num)
             return math.nan
         raise
 

@@ -519,3 +519,29 @@ def test_secrets_on_the_command_line_reach_the_job_but_no_file(tmp_path, env):
         assert b"sekret-XYZ789" not in data and b"tok-ABC123" not in data, path
     assert "token: '***'" in (run_dir / "config.yaml").read_text()
     assert "+logger.sinks.probe.token=***" in RunDir(run_dir).job().overrides
+
+
+def test_a_sweep_job_whose_dir_another_process_holds_is_reported_not_written(tmp_path, env):
+    """Two multiruns into one sweep dir: a job whose dir the other holds fails without writing
+    there, and the failure report and failures.json list it (from <sweep>/.rejected/)."""
+    sweep_dir = tmp_path / "sweep"
+    held = RunDir(sweep_dir / "0").create()
+    (held.path / "marker").write_text("the other sweep's job\n")
+    with held.lock():  # this process plays the other sweep's job 0
+        result = recsim_train(
+            ["-m", "agent=random", "seed=0,1", "protocol=tiny", f"hydra.sweep.dir={sweep_dir}"],
+            env,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # none of the run's files: Hydra itself writes .hydra/ and train.log into a multirun job's
+    # dir before any callback or runner code of that job runs (documented in the README)
+    written = {p.name for p in held.path.iterdir()} - {".lock", "marker", ".hydra", "train.log"}
+    assert written == set(), written
+    assert (held.path / "marker").read_text() == "the other sweep's job\n"
+    assert RunDir(sweep_dir / "1").state().status == "completed"
+    failures = json.loads((sweep_dir / "failures.json").read_text())
+    assert [f["dir"] for f in failures] == [str(sweep_dir / "0")]
+    assert "seed=0" in failures[0]["overrides"]
+    assert "RunDirLocked" in failures[0]["error"] and f"pid {os.getpid()}" in failures[0]["error"]
+    assert "1 failed" in output
