@@ -85,6 +85,7 @@ from experiments.analysis.recovery_records import (
     summarize_recovery,
 )
 from experiments.analysis.recovery_tracker import RecoveryTracker, chosen_and_best, rebin_curves
+from experiments.analysis.series import _as_steps
 
 __all__ = [
     "RECOVERY_KEYS",
@@ -141,20 +142,6 @@ def attribute_events(sample_steps: ArrayLike, onsets: ArrayLike) -> np.ndarray:
         return np.unique(on)
     idx = np.searchsorted(st, on, side="left")
     return np.unique(np.where(idx < st.size, st[np.minimum(idx, st.size - 1)], on))
-
-
-def _as_steps(steps: ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(steps)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        as_float = arr.astype(np.float64)
-        if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
-            raise ValueError(f"{name} must hold integer step counts")
-    arr = arr.astype(np.int64)
-    if arr.size > 1 and np.any(np.diff(arr) <= 0):
-        raise ValueError(f"{name} must be strictly increasing")
-    return arr
 
 
 def window_recovery_times(

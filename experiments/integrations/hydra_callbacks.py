@@ -26,6 +26,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.run.overrides import same_job
 from experiments.run.rejected import rejected_jobs
 from experiments.run.rundir import (
     COMPLETED,
@@ -107,7 +108,12 @@ class FailureReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = scan_sweep(sweep_dir)
         bad = [j for j in jobs if j["status"] not in (COMPLETED, RUNNING)]
-        bad += rejected_jobs(sweep_dir)  # jobs that could not write their own dir
+        completed = [j["overrides"] for j in jobs if j["status"] == COMPLETED]
+        bad += [  # jobs that could not write their own dir, unless the job has completed since
+            r
+            for r in rejected_jobs(sweep_dir)
+            if not any(same_job(r["overrides"], done) for done in completed)
+        ]
         done = sum(j["status"] == COMPLETED for j in jobs)
         if not bad:
             log.info("multirun finished: %d job(s) completed in %s", done, sweep_dir)

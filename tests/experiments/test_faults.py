@@ -545,3 +545,15 @@ def test_a_sweep_job_whose_dir_another_process_holds_is_reported_not_written(tmp
     assert "seed=0" in failures[0]["overrides"]
     assert "RunDirLocked" in failures[0]["error"] and f"pid {os.getpid()}" in failures[0]["error"]
     assert "1 failed" in output
+
+    # a rejection of a job that has completed since (here: seed=1) is no failure any more
+    from omegaconf import OmegaConf
+
+    from experiments.integrations.hydra_callbacks import FailureReport
+    from experiments.run.rejected import record_rejected
+
+    done = RunDir(sweep_dir / "1").job().overrides
+    record_rejected(sweep_dir, sweep_dir / "1", done, RunDirError("held earlier"), 1)
+    FailureReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
+    failures = json.loads((sweep_dir / "failures.json").read_text())
+    assert [f["dir"] for f in failures] == [str(sweep_dir / "0")]

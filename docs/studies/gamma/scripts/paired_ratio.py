@@ -19,6 +19,8 @@ import argparse
 import numpy as np
 import pandas as pd
 
+from experiments.analysis import stats
+
 
 def paired_ratios(
     runs: pd.DataFrame, metric: str, reference: str, reps: int = 10_000, seed: int = 0
@@ -29,22 +31,22 @@ def paired_ratios(
     table = done.pivot_table(index="seed", columns="group", values=metric, aggfunc="mean")
     if reference not in table:
         raise SystemExit(f"--reference {reference!r} is not a group; groups: {list(table)}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # one stream for all groups, in column order
     rows = []
     for group in table.columns:
-        ratio = (table[group] / table[reference]).dropna().to_numpy()
-        n = len(ratio)
-        boot = ratio[rng.integers(0, n, size=(reps, n))].mean(axis=1) if n >= 2 else None
-        lo, hi = np.percentile(boot, [2.5, 97.5]) if boot is not None else (np.nan, np.nan)
+        both = table[group].notna() & table[reference].notna()
+        a, b = table.loc[both, group].to_numpy(), table.loc[both, reference].to_numpy()
+        out = stats.paired_comparison(a, b, reps=reps, rng=rng)
+        lo, hi = out["ci_ratio"]
         rows.append(
             dict(
                 group=group,
-                seeds=n,
-                mean_ratio=ratio.mean(),
+                seeds=out["n"],
+                mean_ratio=out["ratio"],
                 ci_low=lo,
                 ci_high=hi,
-                seeds_above_1=int((ratio > 1).sum()),
-                per_seed=" ".join(f"{r:.2f}" for r in ratio),
+                seeds_above_1=out["a_better"],
+                per_seed=" ".join(f"{r:.2f}" for r in a / b),
             )
         )
     return pd.DataFrame(rows)
