@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -233,18 +234,19 @@ def _check_files(spec: Dataset, files: Mapping[str, bytes], source: str) -> None
 
 def _write_atomic(directory: Path, files: Mapping[str, bytes]) -> None:
     """Each file to a temporary name in the same directory, fsync'd, then renamed over the target:
-    a reader sees the old file or the whole new one, never a half-written one."""
+    a reader sees the old file or the whole new one, never a half-written one. (Created with
+    ``open(..., "xb")`` rather than mkstemp so the file gets the umask's usual permissions.)"""
     directory.mkdir(parents=True, exist_ok=True)
     for fname, data in files.items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{fname}.", suffix=".part", dir=directory)
+        tmp = directory / f".{fname}.{os.getpid()}.{secrets.token_hex(4)}.part"
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "xb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, directory / fname)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
 

@@ -13,6 +13,7 @@ typed header such as ``user_id:token``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -163,10 +164,10 @@ def _read_table(path: Path, sep: str | None) -> pd.DataFrame:
     if suffix in _PARQUET_SUFFIXES:
         try:
             return pd.read_parquet(path)
-        except ImportError as e:
+        except ImportError:
             raise LogError(
-                f"{path}: reading Parquet needs a parquet engine, and none is installed "
-                f"({e}); install one with `pip install pyarrow`, or pass a CSV or a DataFrame"
+                f"{path}: reading Parquet needs a parquet engine (pyarrow or fastparquet) and none "
+                "is installed; install one with `pip install pyarrow`, or pass a CSV or a DataFrame"
             ) from None
     if sep is None:
         sep = "\t" if suffix in _TSV_SUFFIXES else ","
@@ -196,9 +197,14 @@ def _fail(key: str, value: Any, allowed: str) -> None:
     raise LogError(f"invalid {key}={value!r} (allowed: {allowed})")
 
 
+def _py(value: Any) -> Any:
+    """A numpy scalar as the Python value, so messages read ``2``, not ``np.int64(2)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _show(values: Iterable[Any]) -> str:
     vals = list(values)
-    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in vals[:_SHOW])
+    shown = ", ".join(repr(_py(v)) for v in vals[:_SHOW])
     return shown + (f", ... ({len(vals)} in all)" if len(vals) > _SHOW else "")
 
 
@@ -263,9 +269,9 @@ def _timestamps(col: pd.Series, name: str, source: str) -> pd.Series:
     bad = ~np.isfinite(vals)
     if bad.any():
         rows = np.flatnonzero(bad)
-        kind = "NaN/missing" if np.isnan(vals[rows[0]]) else "infinite"
+        kind = "a NaN/missing" if np.isnan(vals[rows[0]]) else "an infinite"
         raise LogError(
-            f"{source}: column {name!r} has {len(rows)} NaN or infinite timestamp(s), first a "
+            f"{source}: column {name!r} has {len(rows)} NaN or infinite timestamp(s), first "
             f"{kind} value at row {rows[0]}"
         )
     if pd.api.types.is_integer_dtype(col):
@@ -305,7 +311,7 @@ def _clicks(col: pd.Series, name: str, source: str) -> pd.Series:
         rows = np.flatnonzero(~ok)
         raise LogError(
             f"{source}: column {name!r} (click) must hold only 0 or 1; {len(rows)} row(s) do not, "
-            f"e.g. {col.iloc[rows[0]]!r} at row {rows[0]}"
+            f"e.g. {_py(col.iloc[rows[0]])!r} at row {rows[0]}"
         )
     return num.astype(np.int8)
 
@@ -331,6 +337,8 @@ def _table(
     except TypeError:  # ids of types that do not compare (int in the log, str in the table)
         missing = log_ids[~log_ids.isin(df.index)]
     if len(missing):
+        with contextlib.suppress(TypeError):  # ids that do not compare stay in log order
+            missing = missing.sort_values()
         raise LogError(
             f"{role}s table: its index misses {len(missing)} {role} id(s) used in the log, e.g. "
             f"{_show(missing)} (index dtype {df.index.dtype}, log ids dtype {used.dtype})"
@@ -411,7 +419,7 @@ def load_log(
             prev = out["timestamp"].iloc[:row][out["user"].iloc[:row] == u].iloc[-1]
             raise LogError(
                 f"{where}: column {timestamp!r} goes back in time within user {_show([u])}'s "
-                f"rows: row {row} has {out['timestamp'].iloc[row]!r} after {prev!r} "
+                f"rows: row {row} has {_py(out['timestamp'].iloc[row])!r} after {_py(prev)!r} "
                 f"({int(back.sum())} such row(s) in all); pass sort=True to sort the rows by "
                 "timestamp"
             )
@@ -422,7 +430,8 @@ def load_log(
         if duplicates == "error":
             first = out.loc[dup, ["user", "item", "timestamp"]].head(_SHOW)
             shown = "; ".join(
-                f"row {r}: user={row.user!r}, item={row.item!r}, timestamp={row.timestamp!r}"
+                f"row {r}: user={_py(row.user)!r}, item={_py(row.item)!r}, "
+                f"timestamp={_py(row.timestamp)!r}"
                 for r, row in zip(first.index, first.itertuples(index=False), strict=True)
             )
             raise LogError(
