@@ -20,7 +20,9 @@ import pytest
 from recsim_env.data import DATASETS, FetchError, data_home, fetch, verify
 from recsim_env.data.fetch import convert_grouplens_100k
 
-fetch_mod = importlib.import_module("recsim_env.data.fetch")  # the module (the package's `fetch` is the function)
+fetch_mod = importlib.import_module(
+    "recsim_env.data.fetch"
+)  # the module (the package's `fetch` is the function)
 
 NAME = "movielens-100k"
 GENRES = "|".join(["0"] * 19)
@@ -197,9 +199,7 @@ def test_unreachable_grouplens_falls_through_to_the_wheel(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     wheel = _wheel()
-    spec = dataclasses.replace(
-        DATASETS[NAME], wheel_sha256=hashlib.sha256(wheel).hexdigest()
-    )
+    spec = dataclasses.replace(DATASETS[NAME], wheel_sha256=hashlib.sha256(wheel).hexdigest())
     monkeypatch.setitem(DATASETS, NAME, spec)
     calls = []
 
@@ -226,8 +226,13 @@ def test_a_host_that_never_answers_times_out(home: Path) -> None:
         s.listen(1)
         t0 = time.perf_counter()
         with pytest.raises(FetchError, match="could not download"):
-            fetch(NAME, url=f"http://127.0.0.1:{s.getsockname()[1]}/x.zip", timeout=0.5,
-                  quiet=True, sources=("grouplens",))
+            fetch(
+                NAME,
+                url=f"http://127.0.0.1:{s.getsockname()[1]}/x.zip",
+                timeout=0.5,
+                quiet=True,
+                sources=("grouplens",),
+            )
         assert time.perf_counter() - t0 < 5
 
 
@@ -237,7 +242,9 @@ def test_wheel_checksum_and_pip_failures(home: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(fetch_mod, "_pip_download", fake_pip)
     # the registry's wheel checksum is the real wheel's: a different wheel is refused
-    with pytest.raises(FetchError, match=r"recbole-1.2.1-py3-none-any.whl has sha256 .*expected 9c99"):
+    with pytest.raises(
+        FetchError, match=r"recbole-1.2.1-py3-none-any.whl has sha256 .*expected 9c99"
+    ):
         fetch(NAME, quiet=True, sources=("pypi",))
     # right wheel checksum, wrong member: refused too
     bad = _wheel({**EXPECTED_BYTES, "ml-100k.inter": b"tampered"})
@@ -304,7 +311,9 @@ def test_interrupted_write_leaves_no_half_file(home: Path, monkeypatch, server) 
 
 
 def test_unknown_name() -> None:
-    with pytest.raises(ValueError, match=r"invalid dataset='ml-1m' \(allowed: one of 'movielens-100k'\)"):
+    with pytest.raises(
+        ValueError, match=r"invalid dataset='ml-1m' \(allowed: one of 'movielens-100k'\)"
+    ):
         fetch("ml-1m")
 
 
