@@ -344,6 +344,22 @@ def _from_wheel(spec: Dataset, quiet: bool) -> dict[str, bytes]:
     return files
 
 
+def _source_tree() -> Path | None:
+    """The project's checkout when running from one (pyproject.toml beside the package), else None
+    (an installed package lives in site-packages, where there is nothing to commit)."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() and (root / ".git").exists() else None
+
+
+def _refuse_repo(directory: Path) -> None:
+    root = _source_tree()
+    if root is not None and directory.resolve().is_relative_to(root):
+        raise FetchError(
+            f"refusing to write data into the repository ({directory} is under {root}): the "
+            f"data's terms forbid committing it. Set {ENV_VAR} to a directory outside the checkout."
+        )
+
+
 def _manual_help(spec: Dataset, directory: Path) -> str:
     lines = [
         f"To fix: place the files in {directory} by hand (names and SHA-256):",
@@ -387,6 +403,7 @@ def fetch(
         bad = {f: s for f, s in status.items() if s != "ok" and s != "missing"}
         if bad:
             _say(quiet, f"{name}: refetching, {'; '.join(f'{f}: {s}' for f, s in bad.items())}")
+    _refuse_repo(directory)
     unknown = [s for s in sources if s not in ("grouplens", "pypi")]
     if unknown or not sources:
         raise FetchError(f"invalid sources={sources!r} (allowed: 'grouplens', 'pypi')")

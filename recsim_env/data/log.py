@@ -289,8 +289,9 @@ def _ratings(col: pd.Series, name: str, source: str) -> pd.Series:
         row = int(np.flatnonzero(bad)[0])
         raise LogError(
             f"{source}: column {name!r} (rating) is not numeric: {int(bad.sum())} value(s) are "
-            f"not numbers, e.g. {col.iloc[row]!r} at row {row}"
+            f"not numbers, e.g. {_py(col.iloc[row])!r} at row {row}"
         )
+    assert num is not None
     vals = num.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(vals)
     if bad.any():

@@ -310,6 +310,17 @@ def test_interrupted_write_leaves_no_half_file(home: Path, monkeypatch, server) 
     assert verify(NAME)["ml-100k.inter"] == "ok" and verify(NAME)["ml-100k.item"] == "missing"
 
 
+def test_never_writes_into_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(fetch_mod.__file__).resolve().parents[2]
+    if fetch_mod._source_tree() is None:
+        pytest.skip("not running from a checkout")
+    monkeypatch.setenv("RECSIM_DATA_DIR", str(root / "data"))
+    monkeypatch.setattr(fetch_mod, "_pip_download", lambda *a: pytest.fail("pip ran"))
+    with pytest.raises(FetchError, match="refusing to write data into the repository"):
+        fetch(NAME, quiet=True)
+    assert not (root / "data").exists()
+
+
 def test_unknown_name() -> None:
     with pytest.raises(
         ValueError, match=r"invalid dataset='ml-1m' \(allowed: one of 'movielens-100k'\)"
