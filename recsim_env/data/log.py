@@ -230,7 +230,7 @@ def _ids(col: pd.Series, role: str, source: str) -> pd.Series:
     if pd.api.types.is_integer_dtype(col):
         return col.astype(np.int64)
     if pd.api.types.is_float_dtype(col):
-        vals = col.to_numpy(dtype=np.float64)
+        vals = col.astype(np.float64).to_numpy()  # nullable dtypes: NA -> NaN
         if np.isfinite(vals).all() and (vals == np.round(vals)).all():
             return col.astype(np.int64)
         raise LogError(
@@ -265,7 +265,7 @@ def _timestamps(col: pd.Series, name: str, source: str) -> pd.Series:
                 "seconds since the epoch, or a datetime64 column)"
             )
         col = num
-    vals = col.to_numpy(dtype=np.float64)
+    vals = col.astype(np.float64).to_numpy()  # nullable dtypes: NA -> NaN
     bad = ~np.isfinite(vals)
     if bad.any():
         rows = np.flatnonzero(bad)
@@ -292,7 +292,7 @@ def _ratings(col: pd.Series, name: str, source: str) -> pd.Series:
             f"not numbers, e.g. {_py(col.iloc[row])!r} at row {row}"
         )
     assert num is not None
-    vals = num.to_numpy(dtype=np.float64)
+    vals = num.astype(np.float64).to_numpy()
     bad = ~np.isfinite(vals)
     if bad.any():
         rows = np.flatnonzero(bad)

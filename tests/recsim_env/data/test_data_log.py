@@ -162,6 +162,23 @@ def test_bad_timestamps(value, match) -> None:
         load_log(df)
 
 
+def test_nullable_columns_with_missing_values() -> None:
+    df = pd.DataFrame(
+        {
+            "user": [1, 1, 2],
+            "item": [1, 2, 3],
+            "timestamp": pd.array([1, None, 3], dtype="Int64"),
+            "rating": pd.array([1, 2, None], dtype="Int64"),
+        }
+    )
+    with pytest.raises(LogError, match="first a NaN/missing value at row 1"):
+        load_log(df)
+    df["timestamp"] = pd.array([1, 2, 3], dtype="Int64")
+    assert load_log(df).interactions["timestamp"].dtype == np.int64
+    with pytest.raises(LogError, match=r"'rating' \(rating\) has 1 NaN or infinite value.*row 2"):
+        load_log(df, rating="rating")
+
+
 def test_bool_timestamps_and_missing_ids_rejected() -> None:
     df = pd.DataFrame({"user": [1, 2], "item": [1, 2], "timestamp": [True, False]})
     with pytest.raises(LogError, match="'timestamp' holds booleans"):
