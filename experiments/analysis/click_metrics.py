@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn import config_context  # type: ignore[import-untyped]
-from sklearn.metrics import (  # type: ignore[import-untyped]
+from sklearn import config_context
+from sklearn.metrics import (
     accuracy_score,
     log_loss,
     precision_recall_fscore_support,
