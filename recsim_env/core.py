@@ -90,6 +90,10 @@ def assert_finite(arrays: dict[str, Any], where: str, clock: int) -> None:
             raise AssertionError(f"non-finite {name} in {where}() at clock {clock}")
 
 
+def _fingerprint(calibration: Any) -> str | None:
+    return None if calibration is None else calibration.fingerprint
+
+
 def layout_for(cfg: SimConfig) -> ObsLayout:
     """The observation layout of a configuration (see :mod:`recsim_env.observation`)."""
     returning = cfg.returning_users
@@ -125,7 +129,9 @@ class BatchedCore:
         _check_batch_size(cfg, batch, layout_for(cfg).size)
         if world is not None and world.cfg.num_items != cfg.num_items:
             raise ValueError("a shared world must have the same catalogue size (num_items)")
-        if world is not None and world.calibration is not cfg.resolved_calibration:
+        if world is not None and _fingerprint(world.calibration) != _fingerprint(
+            cfg.resolved_calibration
+        ):
             raise ValueError(
                 f"a shared world must have the same calibration (the world's: "
                 f"{world.cfg.calibration!r}, this env's: {cfg.calibration!r})"
