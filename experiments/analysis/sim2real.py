@@ -413,6 +413,21 @@ def load_run_agent(run_dir: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     return agent, env, summary
 
 
+def run_meta(run_dir: str | Path) -> dict[str, Any]:
+    """Which agent / env option / seed / env id a run dir holds (from its saved config and job)."""
+    from experiments.run.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    cfg = rd.load_config()
+    choices = dict(rd.job().choices)
+    return {
+        "agent": choices.get("agent", str(cfg.agent._target_).rpartition(".")[2]),
+        "env": choices.get("env", ""),
+        "env_id": str(cfg.env.id),
+        "seed": int(cfg.seed),
+    }
+
+
 def _run_dirs(paths: Sequence[str]) -> list[Path]:
     from experiments.run.rundir import RunDir
 
@@ -467,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         res = score_agent(agent, rows)
         res["run_dir"] = str(rd)
+        res.update(run_meta(rd))
         res["summary"] = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
         results["runs"].append(res)
         env.close()
