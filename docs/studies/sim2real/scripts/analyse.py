@@ -30,6 +30,7 @@ AGENTS = ("dqn", "pqn", "linucb", "swucb", "greedy", "popularity")
 ENVS = {"movielens": "calibrated", "stationary": "uncalibrated"}
 REAL = ("real/recall@10", "real/auc", "real/recall@1", "real/recall@5", "real/ndcg@10")
 SIM = "eval/return"
+SIM_SECONDARY = ("eval/ctr", "eval/ndcg@k")  # τ also against these (closer to a one-step choice)
 REPS = 10_000
 
 
@@ -37,7 +38,8 @@ def load(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     data = json.loads(path.read_text())
     runs = []
     for r in data["runs"]:
-        runs.append({**r, "sim": ENVS.get(r["env"], r["env"]), SIM: r["summary"].get(SIM)})
+        sim_keys = {k: r["summary"].get(k, np.nan) for k in (SIM, *SIM_SECONDARY)}
+        runs.append({**r, "sim": ENVS.get(r["env"], r["env"]), **sim_keys})
     return runs, data
 
 
@@ -125,7 +127,7 @@ def main() -> None:
         for a in agents:
             rs = [by(runs, sim, a)[s] for s in sorted(by(runs, sim, a))]
             entry: dict[str, Any] = {"seeds": [r["seed"] for r in rs]}
-            for k in (SIM, *REAL):
+            for k in (SIM, *SIM_SECONDARY, *REAL):
                 v = np.array([r[k] for r in rs], float)
                 entry[k] = {
                     "mean": float(v.mean()),
@@ -180,6 +182,10 @@ def main() -> None:
         for k in ("real/recall@10", "real/auc"):
             r_scores = np.array([[by(runs, sim, a)[s][k] for s in seeds] for a in agents])
             results["rank_agreement"].setdefault(sim, {})[k] = tau_with_ci(s_scores, r_scores, rng)
+        for key in SIM_SECONDARY:
+            sec = np.array([[by(runs, sim, a)[s][key] for s in seeds] for a in agents])
+            r10 = np.array([[by(runs, sim, a)[s]["real/recall@10"] for s in seeds] for a in agents])
+            results["rank_agreement"][sim][f"{key} vs real/recall@10"] = tau_with_ci(sec, r10, rng)
         results["rank_agreement"][sim]["sim_order"] = [
             agents[i] for i in np.argsort(-s_scores.mean(axis=1))
         ]
@@ -274,15 +280,10 @@ def figures(results: dict[str, Any], out: Path) -> None:
         ax.axhline(rand, color="gray", ls=":", label="random")
         ax.set_xticks(x, agents)
         ax.set_title(f"held-out MovieLens-100K: {k.split('/')[1]}")
-        lo_y = (
-            min(
-                rand,
-                *(results["per_agent"][s][a][k]["mean"] for s in ENVS.values() for a in agents),
-            )
-            - 0.05
-        )
-        ax.set_ylim(max(lo_y, 0), None)
-    axes[0].legend(fontsize=8, loc="lower left")
+        means = [results["per_agent"][s][a][k]["mean"] for s in ENVS.values() for a in agents]
+        top = max(results["references"]["log_popularity"][k], *means)
+        ax.set_ylim(max(min(rand, *means) - 0.05, 0), top + 0.03)
+    axes[0].legend(fontsize=7, loc="lower left", framealpha=0.9)
     fig.tight_layout()
     fig.savefig(out / "transfer.png", dpi=120)
     plt.close(fig)
