@@ -2,6 +2,7 @@
 # The sim-to-real study, end to end (docs/studies/sim2real/report.md). Run from the repository root:
 #   bash docs/studies/sim2real/scripts/run_study.sh            # seeds 0 1 2
 #   SEEDS="3 4" bash docs/studies/sim2real/scripts/run_study.sh  # more seeds into the same runs dir
+# RUNS (default multirun/study_sim2real) and OUT (default docs/studies/sim2real/results) can be set.
 # Needs MovieLens-100K (recsim-data fetch movielens-100k) and its calibration (built on first use
 # of recsim_env/MovieLens-v0, or recsim-calibrate movielens-100k). Run dirs (with checkpoints, not
 # committed) go to $RUNS; the scores and figures into docs/studies/sim2real/results/.
@@ -9,7 +10,7 @@ set -euo pipefail
 PY=${PY:-python}
 RUNS=${RUNS:-multirun/study_sim2real}
 SEEDS=${SEEDS:-0 1 2}
-OUT=docs/studies/sim2real/results
+OUT=${OUT:-docs/studies/sim2real/results}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 # the uncalibrated twin takes the calibration's catalogue size and topic count (the same layout)
