@@ -266,6 +266,7 @@ class SimConfig:
                 "Calibration.save",
             )
         cal = self.resolved_calibration
+        assert cal is not None
         for name, size in (("num_items", cal.num_items), ("num_topics", cal.num_topics)):
             if getattr(self, name) != size:
                 fail(name, getattr(self, name), f"{size}, the {name} of calibration {cal.name!r}")

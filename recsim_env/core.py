@@ -518,8 +518,10 @@ class BatchedCore:
             arrays["longterm_value"] = self._lt_value
             arrays["longterm_action"] = self._lt_action
         if self.calibration is not None:  # ids as in the log (fresh arrays)
-            arrays["user_id"] = self.calibration.user_ids[self.users.real_index]
-            arrays["item_id"] = self.world.catalogue.item_ids[self.candidates]
+            real, item_ids = self.users.real_index, self.world.catalogue.item_ids
+            assert real is not None and item_ids is not None  # set up with the calibration
+            arrays["user_id"] = self.calibration.user_ids[real]
+            arrays["item_id"] = item_ids[self.candidates]
         return arrays
 
     def _candidate_info(self) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ class Users:
         k = cfg.num_topics
         self.cfg = cfg
         self.fields = _FIELDS + (("real_index",) if calibrated else ())
-        self.real_index = np.zeros(batch, np.int64) if calibrated else None
+        self.real_index: np.ndarray | None = np.zeros(batch, np.int64) if calibrated else None
         self.interest = np.zeros((batch, k), np.float32)  # u ∈ [-1, 1]^K
         self.fatigue = np.zeros((batch, k), np.float32)  # φ ∈ [0, 1 + exposure_fatigue]
         self.satisfaction = np.zeros(batch, np.float32)  # σ ∈ [-1, 1]
@@ -55,6 +55,7 @@ class Users:
         cfg = self.cfg
         self.interest[rows] = np.clip(mean + cfg.user_noise * noise, -1.0, 1.0)
         if real_index is not None:
+            assert self.real_index is not None, "real users need Users(calibrated=True)"
             self.real_index[rows] = real_index
         self.fatigue[rows] = 0.0
         self.satisfaction[rows] = 0.0
