@@ -18,7 +18,9 @@ With a calibration (``SimConfig.calibration``, :mod:`recsim_env.grounding`) a ne
 user of the log, drawn by activity from one more counter-based uniform of its slot (so vector ≡
 single still holds), and ``info`` carries ``user_id`` ``(B,)`` and ``item_id`` ``(B, C)``, the log's
 ids of the user and the candidates of the returned observation (beside ``click_prob``; in
-``final_info`` for the rows that ended). A returning user stays the same real user.
+``final_info`` for the rows that ended). A returning user stays the same real user, and exogenous
+drift pulls each user towards its own interest moved as the population moved (not onto the
+population mean, see :meth:`BatchedCore._drift_target`).
 """
 
 from __future__ import annotations
@@ -239,7 +241,8 @@ class BatchedCore:
         )
 
         event = False if self.follower else self.world.tick()
-        users.pull_towards(self.world.drift.mean, cfg.drift_pull)
+        if cfg.drift_pull > 0:
+            users.pull_towards(self._drift_target(), cfg.drift_pull)
         terminated = users.budget <= 0.0
         truncated = (users.session_step >= cfg.max_session_steps) & ~terminated
         life: dict[str, np.ndarray] = {}
@@ -255,7 +258,7 @@ class BatchedCore:
             # a return inside a lifetime episode is no episode boundary: the next session starts now
             back = np.flatnonzero(life["returned"])
             if len(back):
-                self.lifetimes.come_back(users, back, self.world.drift.mean)
+                self.lifetimes.come_back(users, back, self._drift_target(back))
         self._observe(rows)
         info = {
             "clicked": clicked,
@@ -317,7 +320,7 @@ class BatchedCore:
         pending = lt.pending[rows]
         back, new = rows[pending], rows[~pending]
         if len(back):
-            lt.come_back(self.users, back, self.world.drift.mean)
+            lt.come_back(self.users, back, self._drift_target(back))
         if len(new):
             self._spawn(new)
             lt.start(new)
@@ -404,8 +407,24 @@ class BatchedCore:
             np.searchsorted(cal.user_cdf, u[:, 2 * k + 1], side="right"), cal.num_users - 1
         )
         shift = drift.new_user_mean - cal.trajectory[0]
-        centre = cal.user_interest[real] + shift
-        self.users.spawn(rows, centre, noise, u[:, 2 * k], real_index=real)
+        own = cal.user_interest[real]
+        centre = (own + self.cfg.user_noise * noise).astype(np.float32)
+        self.users.spawn(rows, own + shift, noise, u[:, 2 * k], real_index=real, centre=centre)
+
+    def _drift_target(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Where exogenous drift pulls live users (``drift_pull`` per tick, and in closed form
+        while away): the population mean ``μ``; with a calibration, each user's own interest
+        moved as the population moved, ``clip(centre + μ − trajectory[0])`` (``centre``: the real
+        user's vector + its noise), so a user follows the trajectory and keeps its identity
+        instead of collapsing onto the mean (ticks are minutes of log time; tastes last months)."""
+        mean = self.world.drift.mean
+        if self.calibration is None:
+            return mean
+        centre = self.users.centre
+        assert centre is not None  # calibrated users have one
+        if rows is not None:
+            centre = centre[rows]
+        return np.clip(centre + (mean - self.calibration.trajectory[0]), -1.0, 1.0)
 
     def _observe(self, rows: np.ndarray) -> None:
         """Write observation rows and the ground truth of their candidates."""

@@ -723,3 +723,35 @@ def test_clear_cache_forces_a_reread(cal_dir):
     a = resolve_calibration(cal_dir)
     clear_calibration_cache()
     assert resolve_calibration(cal_dir) is not a
+
+
+def test_drift_moves_a_real_user_with_the_population_and_keeps_its_identity():
+    """Long gaps away and a strong pull: the users who come back still differ as their real
+    selves do (pulled towards their own interest moved by the trajectory, not onto the mean)."""
+    cal = resolve_calibration("movielens-100k")
+    envs = gym.make_vec(
+        ML,
+        num_envs=512,
+        drift_pull=0.05,
+        gap_mean_min=150.0,
+        gap_mean_max=200.0,
+        return_prob_min=0.99,
+        return_prob_max=0.99,
+        lifetime_ticks=5000,
+        max_session_steps=5,
+    )
+    envs.reset(seed=2)
+    core = envs.unwrapped.core
+    for _ in range(400):
+        envs.step(np.zeros(512, np.int64))
+    back = core.lifetimes.visits >= 2
+    assert back.sum() > 100
+    own = cal.user_interest[core.users.real_index[back]]
+    shift = envs.unwrapped.world.drift.mean - cal.trajectory[0]
+    interest = core.users.interest[back]
+    target = np.clip(core.users.centre[back] + shift, -1, 1)
+    # after (1 - 0.05)^150 of the way, a user is where its own target is, not at the mean
+    assert np.abs(interest - target).max() < 0.05
+    spread = interest.std(axis=0).mean()
+    assert spread > 0.5 * own.std(axis=0).mean()  # users have not collapsed onto the mean
+    assert np.corrcoef((interest - shift).ravel(), own.ravel())[0, 1] > 0.8
