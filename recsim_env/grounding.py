@@ -207,7 +207,8 @@ class Calibration:
         _check_unique("item_ids", arrays["item_ids"])
         _check_unique("user_ids", arrays["user_ids"])
         topics = arrays["item_topics"]
-        if topics.min() < 0 or np.abs(topics.sum(axis=1) - 1.0).max() > TOPIC_SUM_TOL:
+        _check_range("item_topics", topics, 0.0, 1.0)  # observed as is: inside the obs space
+        if np.abs(topics.sum(axis=1) - 1.0).max() > TOPIC_SUM_TOL:
             fail(
                 _field("item_topics"),
                 _describe(topics),

@@ -11,6 +11,7 @@ import hashlib
 import json
 import pickle
 import platform
+import re
 import subprocess
 import sys
 import types
@@ -88,6 +89,9 @@ def _bad_arrays(cal: Calibration) -> list[tuple[str, dict, str]]:
     m, k = cal.item_topics.shape
     topics_neg = cal.item_topics.copy()
     topics_neg[0, 0] = -0.1
+    topics_big = cal.item_topics.copy()
+    topics_big[0] = 0.0
+    topics_big[0, 0] = 1.00005  # within the sum tolerance, but outside the observation space
     nan_interest = cal.user_interest.copy()
     nan_interest[3, 1] = np.nan
     dup = cal.item_ids.copy()
@@ -99,8 +103,9 @@ def _bad_arrays(cal: Calibration) -> list[tuple[str, dict, str]]:
         ("item_quality", {"item_quality": cal.item_quality + 3.5}, r"values in \[-3, 3\]"),
         ("item_appeal", {"item_appeal": cal.item_appeal - 5}, r"values in \[-3, 3\]"),
         ("item_length", {"item_length": cal.item_length * 0 + 0.2}, r"\[0.5, 1.5\]"),
-        ("item_topics", {"item_topics": topics_neg}, "non-negative rows that sum to 1"),
-        ("item_topics", {"item_topics": cal.item_topics * 1.1}, "sum to 1"),
+        ("item_topics", {"item_topics": topics_neg}, r"values in \[0, 1\]"),
+        ("item_topics", {"item_topics": topics_big}, r"values in \[0, 1\]"),
+        ("item_topics", {"item_topics": cal.item_topics * 0.9}, "sum to 1"),
         ("item_birth", {"item_birth": cal.item_birth.astype(np.float64)}, "integer array"),
         ("item_ids", {"item_ids": dup}, "distinct ids"),
         ("item_ids", {"item_ids": cal.item_ids.astype(np.float64)}, "integer or unicode"),
@@ -127,7 +132,7 @@ def test_every_bad_field_is_a_config_error_naming_it():
     for field, change, fragment in _bad_arrays(cal):
         with pytest.raises(ConfigError, match=f"Calibration\\.{field}") as err:
             Calibration(**_with(cal, **change))
-        assert __import__("re").search(fragment, str(err.value)), (field, str(err.value))
+        assert re.search(fragment, str(err.value)), (field, str(err.value))
         assert isinstance(err.value, ValueError)
 
 
