@@ -506,8 +506,7 @@ def resolve_calibration(name_or_path: str | os.PathLike[str] | Calibration) -> C
     if value in KNOWN_CALIBRATIONS:
         directory = calibration_dir(value)
         if not (directory / JSON).is_file():
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            KNOWN_CALIBRATIONS[value](directory)
+            KNOWN_CALIBRATIONS[value](directory)  # creates the directory only once built
             if not (directory / JSON).is_file():
                 raise ConfigError(
                     f"calibration {value!r} was not written to {directory}; "

@@ -19,6 +19,7 @@ import pytest
 from recsim_env.grounding import calibration_dir, clear_calibration_cache, synthetic_calibration
 
 os.environ["RECSIM_CHECK_FINITE"] = "1"
+_USER_DATA_DIR = os.environ.get("RECSIM_DATA_DIR")  # before the tests point it elsewhere
 
 SYNTHETIC_MOVIELENS_PARAMS = {
     "interest_weight": 3.0,
@@ -63,3 +64,13 @@ def synthetic_data_home(tmp_path_factory) -> Path:
         os.environ.pop("RECSIM_DATA_DIR", None)
     else:
         os.environ["RECSIM_DATA_DIR"] = before
+
+
+@pytest.fixture
+def user_data_home() -> Path:
+    """The data home the tests would use without the synthetic one (``$RECSIM_DATA_DIR`` as the
+    session started, else the XDG default): for the slow tests on the real data."""
+    if _USER_DATA_DIR:
+        return Path(_USER_DATA_DIR).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "recsim-env"

@@ -336,7 +336,7 @@ def test_a_known_calibration_that_cannot_be_built_names_the_commands(tmp_path, m
     with pytest.raises(ConfigError, match="recsim-data fetch movielens-100k") as err:
         gym.make(ML)
     assert "recsim-calibrate movielens-100k" in str(err.value)
-    assert not (tmp_path / "home" / "calibrations" / "movielens-100k").exists()
+    assert not (tmp_path / "home").exists()  # a failed build leaves nothing behind
 
 
 def test_data_home_rule_without_the_data_package(tmp_path, monkeypatch):
@@ -760,3 +760,26 @@ def test_drift_moves_a_real_user_with_the_population_and_keeps_its_identity():
     spread = interest.std(axis=0).mean()
     assert spread > 0.5 * own.std(axis=0).mean()  # users have not collapsed onto the mean
     assert np.corrcoef((interest - shift).ravel(), own.ravel())[0, 1] > 0.8
+
+
+@pytest.mark.slow
+def test_the_real_movielens_calibration(user_data_home, monkeypatch):
+    """On the real MovieLens-100K (fetched and fitted into the user's data home on first use):
+    943 real users, the log's item ids, and the env passes the checkers and vector ≡ single."""
+    monkeypatch.setenv("RECSIM_DATA_DIR", str(user_data_home))
+    try:
+        cal = resolve_calibration("movielens-100k")
+    except ConfigError as err:
+        pytest.skip(f"MovieLens-100K calibration not available here: {err}")
+    assert cal.num_users == 943 and cal.num_items <= 1682
+    assert set(cal.item_ids.tolist()) <= set(range(1, 1683))
+    assert set(cal.user_ids.tolist()) == set(range(1, 944))
+    env = gym.make(ML)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    envs = gym.make_vec(ML, num_envs=256)
+    _, info = envs.reset(seed=0)
+    for _ in range(200):
+        _, _, _, _, info = envs.step(info["oracle_action"])
+    assert np.isin(info["item_id"], cal.item_ids).all()
+    assert np.isin(info["user_id"], cal.user_ids).all()
+    assert len(np.unique(info["user_id"])) > 100
