@@ -7,6 +7,9 @@ Importing the package registers the environment ids::
 
     env = gym.make("recsim_env/DriftingUsers-v0", drift="abrupt")
     envs = gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=1024)  # the native batched env
+
+``recsim_env/MovieLens-v0`` is calibrated to a real log (``SimConfig.calibration``, see
+:mod:`recsim_env.grounding`); any id takes ``calibration=<dir>`` with a bundle of ``recsim-calibrate``.
 """
 
 from gymnasium.envs.registration import register, registry
@@ -14,6 +17,7 @@ from gymnasium.envs.registration import register, registry
 from recsim_env.config import SimConfig
 from recsim_env.drift import DRIFT_PRESETS, PROCESSES, SCHEDULES
 from recsim_env.env import RecSimEnv
+from recsim_env.grounding import Calibration
 from recsim_env.observation import ObsLayout, get_obs_layout
 from recsim_env.spaces import InvalidActionError, SlateSpace
 from recsim_env.vector_env import RecSimVectorEnv
@@ -37,6 +41,16 @@ ENV_IDS: dict[str, dict] = {
         "horizon": "lifetime",
         "item_embedding_dim": 4,
     },
+    # grounded in a real log: MovieLens-100K's items and users (info["user_id"], info["item_id"]
+    # name them), its fitted parameters and its population's interest trajectory (replayed);
+    # returning users, the RL episode is the lifetime. Fetched and fitted on first use (needs the
+    # data extras; see recsim_env/grounding.py), or `recsim-data fetch movielens-100k` +
+    # `recsim-calibrate movielens-100k`.
+    "recsim_env/MovieLens-v0": {
+        "calibration": "movielens-100k",
+        "returning_users": True,
+        "horizon": "lifetime",
+    },
 }
 
 for _id, _kwargs in ENV_IDS.items():
@@ -53,6 +67,7 @@ __all__ = [
     "ENV_IDS",
     "PROCESSES",
     "SCHEDULES",
+    "Calibration",
     "InvalidActionError",
     "ObsLayout",
     "RecSimEnv",

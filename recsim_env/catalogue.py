@@ -14,9 +14,18 @@ item's value ``tanh(q − c·a)``. Each observed value is
 the catalogue average as prior and a fixed per-item ``z ~ N(0, 1)``: young items show little, mature
 ones a noisy estimate that is never exact. ``item_embedding_dim`` adds fixed random features of the
 item id (uniforms hashed from world seed, item slot and birth: a new item gets new ones).
+
+With a calibration (``SimConfig.calibration``, :mod:`recsim_env.grounding`) the items are the log's:
+topics, quality, appeal, length and birth come from the calibration (sorted by birth, ``item_ids``
+maps a slot to the log's id); popularity and the other observed signals are computed as above, so
+the observation layout is unchanged. An item whose birth is after the current clock is never a
+candidate until it is born (a real arrival, with no history: cold start); the ``num_candidates``
+earliest items are available from the start. There is no churn (``item_churn`` must be 0).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,8 +33,18 @@ from recsim_env import rng as crng
 from recsim_env.choice import satisfaction_value, sigmoid
 from recsim_env.config import SimConfig
 
+if TYPE_CHECKING:
+    from recsim_env.grounding import Calibration
+
 LENGTH_MIN, LENGTH_MAX = 0.5, 1.5
 QA_CLIP = 3.0
+
+
+def candidate_strides(m: int) -> np.ndarray:
+    """Strides coprime with ``m``: an arithmetic progression mod ``m`` with such a stride never
+    repeats an item (candidate retrieval, see ``BatchedCore._draw_candidates``)."""
+    cand = np.arange(1, max(m, 2))
+    return cand[np.gcd(cand, m) == 1] if m > 1 else np.array([1])
 
 
 class Catalogue:
@@ -36,7 +55,11 @@ class Catalogue:
     never draw from ``rng``, so the catalogue of the default ids is unchanged by them."""
 
     def __init__(
-        self, cfg: SimConfig, rng: np.random.Generator, key: np.uint64 | None = None
+        self,
+        cfg: SimConfig,
+        rng: np.random.Generator,
+        key: np.uint64 | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.cfg = cfg
         m, k = cfg.num_items, cfg.num_topics
@@ -61,10 +84,46 @@ class Catalogue:
         self.true_popularity = np.zeros(m, np.float32)
         width = k + 3 + 2 * int(self.signals) + self.embedding_dim
         self.features = np.zeros((m, width), np.float32)
-        # Existing items were born before the clock started, so most have a mature signal.
-        self._draw(
-            np.arange(m), rng, birth=-rng.integers(0, 4 * int(cfg.popularity_maturity) + 1, m)
-        )
+        self.calibration = calibration
+        # candidates come from the first `available` items (all but a calibration's unborn ones)
+        self.available = m
+        self.strides = candidate_strides(m)
+        self.item_ids: np.ndarray | None = None  # the log's item id per slot (calibrated only)
+        if calibration is None:
+            # Existing items were born before the clock started, so most have a mature signal.
+            self._draw(
+                np.arange(m), rng, birth=-rng.integers(0, 4 * int(cfg.popularity_maturity) + 1, m)
+            )
+        else:
+            self._from_calibration(calibration, rng)
+
+    def _from_calibration(self, cal: Calibration, rng: np.random.Generator) -> None:
+        """The log's items, in order of birth (so the items born by any tick are a prefix of the
+        catalogue); ``item_ids`` maps a catalogue slot to the log's id. Only the popularity
+        signal's per-item noise is drawn (from ``rng``); everything observed is computed by the
+        same code as for a made-up catalogue, so the observation layout is the same."""
+        order = np.argsort(cal.item_birth, kind="stable")
+        self.calibration_index = order  # catalogue slot -> row of the calibration's arrays
+        self.item_ids = cal.item_ids[order]
+        self.topics[:] = cal.item_topics[order]
+        self.quality[:] = cal.item_quality[order]
+        self.appeal[:] = cal.item_appeal[order]
+        self.length[:] = cal.item_length[order]
+        self.birth[:] = cal.item_birth[order]
+        self.pop_noise[:] = rng.normal(0.0, self.cfg.popularity_noise, self.cfg.num_items)
+        self._set_features(np.arange(self.cfg.num_items), self.birth)
+        self.set_clock(0)
+
+    def set_clock(self, clock: int) -> None:
+        """Items born after ``clock`` are no candidates yet (a calibration's late arrivals); the
+        ``num_candidates`` earliest items are always available, so that a step has candidates."""
+        if self.calibration is None:
+            return
+        born = int(np.searchsorted(self.birth, clock, side="right"))
+        available = max(born, self.cfg.num_candidates)
+        if available != self.available:
+            self.available = available
+            self.strides = candidate_strides(available)
 
     def _draw(self, idx: np.ndarray, rng: np.random.Generator, birth: np.ndarray | int) -> None:
         cfg, n = self.cfg, len(idx)
@@ -78,12 +137,17 @@ class Catalogue:
         self.length[idx] = rng.uniform(LENGTH_MIN, LENGTH_MAX, n)
         self.birth[idx] = birth
         self.pop_noise[idx] = rng.normal(0.0, cfg.popularity_noise, n)
+        self._set_features(idx, birth)
+
+    def _set_features(self, idx: np.ndarray, birth: np.ndarray | int) -> None:
+        """The static observed features of items ``idx`` (topics, length, extras)."""
+        cfg = self.cfg
         self.features[idx, : cfg.num_topics] = self.topics[idx]
         self.features[idx, cfg.num_topics + 2] = (self.length[idx] - LENGTH_MIN) / (
             LENGTH_MAX - LENGTH_MIN
         )
         if self.signals or self.embedding_dim:
-            self._draw_extras(idx, np.broadcast_to(np.asarray(birth, np.int64), (n,)))
+            self._draw_extras(idx, np.broadcast_to(np.asarray(birth, np.int64), (len(idx),)))
 
     def _draw_extras(self, idx: np.ndarray, birth: np.ndarray) -> None:
         """Per-item hidden truths of the quality signals, their fixed noise, the id embedding."""
@@ -116,6 +180,7 @@ class Catalogue:
     def refresh(self, population_mean: np.ndarray, clock: int) -> None:
         """Recompute popularity and freshness features for the current clock (O(M·K))."""
         cfg, k = self.cfg, self.cfg.num_topics
+        self.set_clock(clock)
         score = (
             cfg.interest_weight * (self.topics @ population_mean) + cfg.appeal_weight * self.appeal
         )
@@ -147,6 +212,7 @@ class Catalogue:
         for name in self._state_names():
             getattr(self, name)[...] = state[name]
         self._signal_dirty = True
+        # (the available prefix follows the clock: World.load_state_dict calls set_clock)
 
 
 _STATE = (

@@ -6,14 +6,20 @@ and what is allowed, before anything is built; an unknown kwarg raises
 :class:`UnknownParameterError` (also a ``TypeError``). Ranges include numeric bounds (below) that
 keep every derived float32 quantity finite, and a size cap that turns a would-be ``MemoryError``
 into such an error.
+
+``calibration`` (a directory written by ``recsim-calibrate`` / ``Calibration.save``, or a known name
+such as ``"movielens-100k"``; see :mod:`recsim_env.grounding`): the calibration's fitted ``params``
+are the defaults of the other fields (explicit kwargs override them), ``num_items``/``num_topics``
+are the calibration's, and ``item_churn`` must be 0 (the log's items arrive at their birth ticks).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +33,9 @@ from recsim_env.validation import (
     is_int,
     is_real,
 )
+
+if TYPE_CHECKING:
+    from recsim_env.grounding import Calibration
 
 REWARDS = ("engagement", "click")
 OBSERVABILITY = ("partial", "full")
@@ -161,6 +170,9 @@ class SimConfig:
     signal_noise: float = 0.02  # std of the per-item noise of the observed quality signals
     signal_maturity: float = 300.0  # ticks until an item's quality signals are ~63 % formed
     longterm_weight: float = 3.0  # λ of the long-term reference score p·(e + λ·v)
+    # grounding (recsim_env/grounding.py): a calibration directory or a known name
+    # ("movielens-100k"); None: the made-up world of the default ids
+    calibration: str | None = None
 
     def __post_init__(self) -> None:
         check_int("num_items", self.num_items, 1)
@@ -231,6 +243,7 @@ class SimConfig:
         from recsim_env.drift import parse_drift  # validates drift specs (late import: no cycle)
 
         parse_drift(self.drift)
+        self._check_calibration()
         # numpy / OmegaConf scalars (sweeps, Optuna) → plain Python numbers: YAML, JSON, equality
         for f in fields(self):
             value = getattr(self, f.name)
@@ -244,10 +257,49 @@ class SimConfig:
                 value = float(value)
             object.__setattr__(self, f.name, value)
 
+    def _check_calibration(self) -> None:
+        """With a calibration the catalogue is the log's: its size and topic count, no churn."""
+        if self.calibration is None:
+            return
+        if isinstance(self.calibration, os.PathLike):
+            object.__setattr__(self, "calibration", os.fspath(self.calibration))
+        if not isinstance(self.calibration, str) or not self.calibration:
+            fail(
+                "calibration",
+                self.calibration,
+                "null, a known name such as 'movielens-100k', or a directory written by "
+                "Calibration.save",
+            )
+        cal = self.resolved_calibration
+        assert cal is not None
+        for name, size in (("num_items", cal.num_items), ("num_topics", cal.num_topics)):
+            if getattr(self, name) != size:
+                fail(name, getattr(self, name), f"{size}, the {name} of calibration {cal.name!r}")
+        if self.item_churn != 0:
+            fail(
+                "item_churn",
+                self.item_churn,
+                "0 with a calibration: the catalogue is the log's items, which arrive at their "
+                "fitted birth ticks instead of by churn",
+            )
+
+    @property
+    def resolved_calibration(self) -> Calibration | None:
+        """The :class:`~recsim_env.grounding.Calibration` of ``calibration`` (cached per path)."""
+        if self.calibration is None:
+            return None
+        from recsim_env.grounding import resolve_calibration
+
+        return resolve_calibration(self.calibration)
+
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> SimConfig:
         """Build from ``make`` kwargs; unknown names raise :class:`UnknownParameterError` (a
-        ``TypeError`` and a ``ValueError``) with a suggestion and the list of known ones."""
+        ``TypeError`` and a ``ValueError``) with a suggestion and the list of known ones.
+
+        With ``calibration``: the calibration's fitted ``params`` are the defaults and the
+        kwargs given override them; ``num_items``/``num_topics`` come from the calibration (a
+        different explicit value is an error naming both)."""
         known = sorted(f.name for f in fields(cls))
         unknown = sorted(set(kwargs) - set(known), key=str)
         if unknown:
@@ -261,6 +313,21 @@ class SimConfig:
             raise UnknownParameterError(
                 f"unknown simulator parameter(s) {unknown}{hint}; known parameters: {known}"
             )
+        if kwargs.get("calibration") is not None:
+            from recsim_env.grounding import resolve_calibration
+
+            cal = resolve_calibration(kwargs["calibration"])
+            sizes = {"num_items": cal.num_items, "num_topics": cal.num_topics}
+            for name, size in sizes.items():
+                given = kwargs.get(name, size)
+                if not (is_int(given) and int(given) == size):
+                    fail(
+                        name,
+                        given,
+                        f"{size}, the {name} of calibration {kwargs['calibration']!r} "
+                        f"({cal.name!r}); leave {name} out to take it from the calibration",
+                    )
+            kwargs = {**cal.params, **sizes, **kwargs}
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,6 +13,14 @@ With ``returning_users`` (see :mod:`recsim_env.returning`) the termination step 
 every session that ended, whether and after which gap the user comes back (drawn at t from the
 slot's own return stream); a returning user replaces the "new user" of the autoreset (or, within a
 ``horizon="lifetime"`` episode, continues in the same step).
+
+With a calibration (``SimConfig.calibration``, :mod:`recsim_env.grounding`) a new user is a real
+user of the log, drawn by activity from one more counter-based uniform of its slot (so vector ≡
+single still holds), and ``info`` carries ``user_id`` ``(B,)`` and ``item_id`` ``(B, C)``, the log's
+ids of the user and the candidates of the returned observation (beside ``click_prob``; in
+``final_info`` for the rows that ended). A returning user stays the same real user, and exogenous
+drift pulls each user towards its own interest moved as the population moved (not onto the
+population mean, see :meth:`BatchedCore._drift_target`).
 """
 
 from __future__ import annotations
@@ -84,10 +92,8 @@ def assert_finite(arrays: dict[str, Any], where: str, clock: int) -> None:
             raise AssertionError(f"non-finite {name} in {where}() at clock {clock}")
 
 
-def _strides(m: int) -> np.ndarray:
-    """Strides coprime with M: an arithmetic progression with such a stride never repeats an item."""
-    cand = np.arange(1, max(m, 2))
-    return cand[np.gcd(cand, m) == 1] if m > 1 else np.array([1])
+def _fingerprint(calibration: Any) -> str | None:
+    return None if calibration is None else calibration.fingerprint
 
 
 def layout_for(cfg: SimConfig) -> ObsLayout:
@@ -125,17 +131,25 @@ class BatchedCore:
         _check_batch_size(cfg, batch, layout_for(cfg).size)
         if world is not None and world.cfg.num_items != cfg.num_items:
             raise ValueError("a shared world must have the same catalogue size (num_items)")
+        if world is not None and _fingerprint(world.calibration) != _fingerprint(
+            cfg.resolved_calibration
+        ):
+            raise ValueError(
+                f"a shared world must have the same calibration (the world's: "
+                f"{world.cfg.calibration!r}, this env's: {cfg.calibration!r})"
+            )
         self.cfg = cfg
         self.batch = batch
         self.follower = world is not None
         self.world = world if world is not None else World(cfg, seed)
+        # real users and items (recsim_env/grounding.py); None: the made-up world
+        self.calibration = self.world.calibration
         self.slots = np.arange(user_index, user_index + batch, dtype=np.uint64)
         self.user_index = user_index
-        self.users = Users(cfg, batch)
+        self.users = Users(cfg, batch, calibrated=self.calibration is not None)
         self.returning = cfg.returning_users
         self.lifetimes = Lifetimes(cfg, batch) if self.returning else None
         self.layout = layout_for(cfg)
-        self.strides = _strides(cfg.num_items)
         self._cand_offsets = np.arange(cfg.num_candidates, dtype=np.int64)
         self._rows = np.arange(batch)
         self.counter = 0
@@ -227,7 +241,8 @@ class BatchedCore:
         )
 
         event = False if self.follower else self.world.tick()
-        users.pull_towards(self.world.drift.mean, cfg.drift_pull)
+        if cfg.drift_pull > 0:
+            users.pull_towards(self._drift_target(), cfg.drift_pull)
         terminated = users.budget <= 0.0
         truncated = (users.session_step >= cfg.max_session_steps) & ~terminated
         life: dict[str, np.ndarray] = {}
@@ -243,7 +258,7 @@ class BatchedCore:
             # a return inside a lifetime episode is no episode boundary: the next session starts now
             back = np.flatnonzero(life["returned"])
             if len(back):
-                self.lifetimes.come_back(users, back, self.world.drift.mean)
+                self.lifetimes.come_back(users, back, self._drift_target(back))
         self._observe(rows)
         info = {
             "clicked": clicked,
@@ -289,9 +304,11 @@ class BatchedCore:
     # ------------------------------------------------------------------------------ internals
     def _draw_candidates(self) -> None:
         u = crng.uniforms(self._keys[1], self.slots, self.counter, 2)
-        m = self.cfg.num_items
+        # the items available now: all of them, or a calibration's items born by now (a prefix)
+        cat = self.world.catalogue
+        m, strides = cat.available, cat.strides
         start = (u[:, 0] * m).astype(np.int64)
-        stride = self.strides[(u[:, 1] * len(self.strides)).astype(np.int64)]
+        stride = strides[(u[:, 1] * len(strides)).astype(np.int64)]
         self.candidates = (start[:, None] + stride[:, None] * self._cand_offsets) % m
 
     def _next_users(self, rows: np.ndarray) -> None:
@@ -303,7 +320,7 @@ class BatchedCore:
         pending = lt.pending[rows]
         back, new = rows[pending], rows[~pending]
         if len(back):
-            lt.come_back(self.users, back, self.world.drift.mean)
+            lt.come_back(self.users, back, self._drift_target(back))
         if len(new):
             self._spawn(new)
             lt.start(new)
@@ -375,10 +392,39 @@ class BatchedCore:
         return np.maximum(self._lt_best - value, 0.0).astype(np.float32)
 
     def _spawn(self, rows: np.ndarray) -> None:
-        k = self.cfg.num_topics
-        u = crng.uniforms(self._keys[0], self.slots[rows], self.counter, 2 * k + 1)
+        k, cal, drift = self.cfg.num_topics, self.calibration, self.world.drift
+        if cal is None:
+            u = crng.uniforms(self._keys[0], self.slots[rows], self.counter, 2 * k + 1)
+            noise = crng.box_muller(u[:, :k], u[:, k : 2 * k])
+            self.users.spawn(rows, drift.new_user_mean, noise, u[:, 2 * k])
+            return
+        # A real user, drawn by activity with one more uniform of the same counter-based stream
+        # (the first 2k + 1 are those of a made-up user); its interest vector is moved by how far
+        # drift has moved the population from where the trajectory starts.
+        u = crng.uniforms(self._keys[0], self.slots[rows], self.counter, 2 * k + 2)
         noise = crng.box_muller(u[:, :k], u[:, k : 2 * k])
-        self.users.spawn(rows, self.world.drift.new_user_mean, noise, u[:, 2 * k])
+        real = np.minimum(
+            np.searchsorted(cal.user_cdf, u[:, 2 * k + 1], side="right"), cal.num_users - 1
+        )
+        shift = drift.new_user_mean - cal.trajectory[0]
+        own = cal.user_interest[real]
+        centre = (own + self.cfg.user_noise * noise).astype(np.float32)
+        self.users.spawn(rows, own + shift, noise, u[:, 2 * k], real_index=real, centre=centre)
+
+    def _drift_target(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Where exogenous drift pulls live users (``drift_pull`` per tick, and in closed form
+        while away): the population mean ``μ``; with a calibration, each user's own interest
+        moved as the population moved, ``clip(centre + μ − trajectory[0])`` (``centre``: the real
+        user's vector + its noise), so a user follows the trajectory and keeps its identity
+        instead of collapsing onto the mean (ticks are minutes of log time; tastes last months)."""
+        mean = self.world.drift.mean
+        if self.calibration is None:
+            return mean
+        centre = self.users.centre
+        assert centre is not None  # calibrated users have one
+        if rows is not None:
+            centre = centre[rows]
+        return np.clip(centre + (mean - self.calibration.trajectory[0]), -1.0, 1.0)
 
     def _observe(self, rows: np.ndarray) -> None:
         """Write observation rows and the ground truth of their candidates."""
@@ -490,6 +536,11 @@ class BatchedCore:
         if self.returning:
             arrays["longterm_value"] = self._lt_value
             arrays["longterm_action"] = self._lt_action
+        if self.calibration is not None:  # ids as in the log (fresh arrays)
+            real, item_ids = self.users.real_index, self.world.catalogue.item_ids
+            assert real is not None and item_ids is not None  # set up with the calibration
+            arrays["user_id"] = self.calibration.user_ids[real]
+            arrays["item_id"] = item_ids[self.candidates]
         return arrays
 
     def _candidate_info(self) -> dict[str, np.ndarray]:
@@ -516,6 +567,16 @@ class BatchedCore:
         A state of another configuration or batch size is a ``ValueError`` before anything is
         changed."""
         candidates = np.array(state["candidates"], np.int64)
+        if self.calibration is not None:
+            real = np.asarray(state["users"].get("real_index", np.empty(0)))
+            if real.shape != (self.batch,) or not (
+                real.dtype.kind in "iu"
+                and 0 <= real.min() <= real.max() < self.calibration.num_users
+            ):
+                raise ValueError(
+                    f"inconsistent simulator state: users.real_index of shape {real.shape} for an "
+                    f"env of num_envs={self.batch} calibrated on {self.calibration.num_users} users"
+                )
         if candidates.shape != (self.batch, self.cfg.num_candidates) or (
             candidates.size and not 0 <= candidates.min() <= candidates.max() < self.cfg.num_items
         ):

@@ -13,6 +13,15 @@ A spec is a preset name (``DRIFT_PRESETS``) or a list of dicts such as
 interpolation from the current mean to a target over ``ramp`` ticks, ``ramp=0`` = a jump), gradual
 noise accumulates in ``ou_offset``. ``drift_event`` is raised by abrupt processes only (jump,
 seasonal switch, trending start, cohort shift) — gradual OU ticks are not events.
+
+**Replay** (a calibrated env, ``SimConfig.calibration``): the population mean follows the
+calibration's ``trajectory`` (one population-mean interest vector per window of ``window_ticks``
+ticks): it starts at ``trajectory[0]``, equals ``trajectory[w]`` at the centre of window ``w`` and
+glides linearly between centres; after the last centre it holds. The replay is a function of the
+clock alone (no state, no randomness) and is *added* to whatever the drift spec does:
+``μ = clip(glide + replay(t) − trajectory[0] + ou_offset)``, so a jump moves the population away
+from the trajectory and the trajectory's later changes carry on from there. It is gradual, so it
+raises no ``drift_event`` and leaves ``drift_phase`` alone (``clock // window_ticks`` is the window).
 """
 
 from __future__ import annotations
@@ -192,10 +201,28 @@ def random_profile(rng: np.random.Generator, k: int, scale: float) -> np.ndarray
 class Drift:
     """Population-level drift state advanced once per world tick (O(K) work per tick)."""
 
-    def __init__(self, spec: Any, num_topics: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        spec: Any,
+        num_topics: int,
+        rng: np.random.Generator,
+        *,
+        trajectory: np.ndarray | None = None,
+        window_ticks: int = 1,
+    ) -> None:
         self.components = parse_drift(spec)
         self.k = num_topics
-        start = random_profile(rng, num_topics, 0.8)
+        # replay of a calibration's trajectory (see the module docstring): a function of the clock
+        self.trajectory = None if trajectory is None else np.asarray(trajectory, np.float64)
+        self.window_ticks = int(window_ticks)
+        if self.trajectory is not None:
+            if self.trajectory.ndim != 2 or self.trajectory.shape[1] != num_topics:
+                raise ValueError(
+                    f"trajectory of shape {self.trajectory.shape}: want (T, {num_topics})"
+                )
+            start = self.trajectory[0].astype(np.float32)
+        else:
+            start = random_profile(rng, num_topics, 0.8)
         self.glide_from = start.copy()
         self.glide_to = start.copy()
         self.glide_len = 0
@@ -227,6 +254,8 @@ class Drift:
         if self.glide_pos < self.glide_len:
             self.glide_pos += 1
         glide = self._glide_value()
+        if self.trajectory is not None:
+            glide = glide + self.replay_offset(clock)
         self.mean = np.clip(glide + self.ou_offset, -1.0, 1.0).astype(np.float32)
         self.new_user_mean = np.clip(self.mean + self.cohort_offset, -1.0, 1.0).astype(np.float32)
         if event:
@@ -234,6 +263,24 @@ class Drift:
             if not self.profiles:
                 self.phase = self.event_count
         return event
+
+    def replay_value(self, clock: int) -> np.ndarray:
+        """The replayed population mean at ``clock``: ``trajectory[w]`` at the centre of window
+        ``w`` (tick ``(w + ½)·window_ticks``), linear in between, ``trajectory[0]`` before the
+        first centre and the last window's mean after the last one (it holds)."""
+        traj = self.trajectory
+        assert traj is not None, "replay needs a trajectory"
+        x = min(max(clock / self.window_ticks - 0.5, 0.0), len(traj) - 1.0)
+        w = int(np.floor(x))
+        f = x - w
+        if f == 0.0 or w + 1 >= len(traj):
+            return traj[w].copy()
+        return (1.0 - f) * traj[w] + f * traj[w + 1]
+
+    def replay_offset(self, clock: int) -> np.ndarray:
+        """How far the replay has moved the mean from where it started (``trajectory[0]``)."""
+        start = self.replay_value(0)
+        return (self.replay_value(clock) - start).astype(np.float32)
 
     def _glide_value(self) -> np.ndarray:
         if self.glide_len == 0:

@@ -22,6 +22,8 @@ _KEY_ITEMS = 11  # hash key of per-item features (signal noise, id embedding)
 class World:
     def __init__(self, cfg: SimConfig, seed: int | None) -> None:
         self.cfg = cfg
+        # the real catalogue, users and trajectory (None: a made-up world); shared, read-only
+        self.calibration = cfg.resolved_calibration
         self.reset(seed)
 
     def reset(self, seed: int | None) -> None:
@@ -32,10 +34,17 @@ class World:
         cat_seq, churn_seq, drift_seq = seq.spawn(3)
         self.churn_rng = np.random.default_rng(churn_seq)
         self.drift_rng = np.random.default_rng(drift_seq)
+        cal = self.calibration
         self.catalogue = Catalogue(
-            cfg, np.random.default_rng(cat_seq), key=crng.derive_key(self.seed, _KEY_ITEMS)
+            cfg,
+            np.random.default_rng(cat_seq),
+            key=crng.derive_key(self.seed, _KEY_ITEMS),
+            calibration=cal,
         )
-        self.drift = Drift(cfg.drift, cfg.num_topics, self.drift_rng)
+        replay = (
+            {} if cal is None else {"trajectory": cal.trajectory, "window_ticks": cal.window_ticks}
+        )
+        self.drift = Drift(cfg.drift, cfg.num_topics, self.drift_rng, **replay)
         self.clock = 0
         self.last_event = False
         self.catalogue.refresh(self.drift.mean, self.clock)
@@ -51,7 +60,7 @@ class World:
         return event
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "clock": self.clock,
             "seed": self.seed,
             "last_event": self.last_event,
@@ -60,8 +69,17 @@ class World:
             "catalogue": self.catalogue.state_dict(),
             "drift": self.drift.state_dict(),
         }
+        if self.calibration is not None:  # a state is only ever resumed on its own calibration
+            state["calibration"] = self.calibration.fingerprint
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        mine = None if self.calibration is None else self.calibration.fingerprint
+        if state.get("calibration") != mine:
+            raise ValueError(
+                "inconsistent simulator state: saved with calibration fingerprint "
+                f"{state.get('calibration')!r}, this env has {mine!r}"
+            )
         self.clock = int(state["clock"])
         self.seed = int(state["seed"])
         self.last_event = bool(state["last_event"])
@@ -70,3 +88,4 @@ class World:
         self.catalogue.load_state_dict(state["catalogue"])
         self.catalogue.key = crng.derive_key(self.seed, _KEY_ITEMS)
         self.drift.load_state_dict(state["drift"])
+        self.catalogue.set_clock(self.clock)

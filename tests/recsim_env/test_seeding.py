@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import recsim_env  # noqa: F401
+import recsim_env
 from recsim_env import RecSimEnv, RecSimVectorEnv
 
 
@@ -89,3 +89,44 @@ def test_vector_env_matches_single_envs_step_for_step(drift):
             np.testing.assert_array_equal(o, v_obs[i])
             np.testing.assert_array_equal(info["expected_reward"], v_info["expected_reward"][i])
     assert ended > 20
+
+
+def _same_info_row(single: dict, vector: dict, i: int) -> None:
+    for key, value in single.items():
+        if key.startswith(("final_", "_final")):
+            continue
+        np.testing.assert_array_equal(value, vector[key][i], err_msg=key)
+
+
+@pytest.mark.parametrize("env_id", sorted(recsim_env.ENV_IDS))
+def test_vector_env_matches_single_envs_for_every_registered_id(env_id):
+    """Every registered id (``MovieLens-v0`` on the synthetic calibration of conftest.py): row i
+    of the vector env is the single env with ``user_index=i``, every info key included."""
+    b, steps = 3, 150
+    kwargs = dict(max_session_steps=15, num_items=200)
+    vec = gym.make_vec(env_id, num_envs=b, **kwargs)
+    singles = [gym.make(env_id, user_index=i, **kwargs) for i in range(b)]
+    v_obs, v_info = vec.reset(seed=21)
+    for i, env in enumerate(singles):
+        o, info = env.reset(seed=21)
+        np.testing.assert_array_equal(o, v_obs[i])
+        _same_info_row(info, v_info, i)
+    policy = np.random.default_rng(5)
+    ended = 0
+    for _ in range(steps):
+        actions = policy.integers(0, 20, b)
+        v_obs, v_r, v_term, v_trunc, v_info = vec.step(actions)
+        for i, env in enumerate(singles):
+            o, r, term, trunc, info = env.step(int(actions[i]))
+            assert (term, trunc, r) == (v_term[i], v_trunc[i], v_r[i])
+            if term or trunc:
+                np.testing.assert_array_equal(o, v_info["final_obs"][i])
+                for key, value in info.items():  # the ended step's candidates: in final_info
+                    if key in v_info["final_info"]:
+                        np.testing.assert_array_equal(value, v_info["final_info"][key][i])
+                o, info = env.reset()
+                ended += 1
+            else:
+                _same_info_row(info, v_info, i)
+            np.testing.assert_array_equal(o, v_obs[i])
+    assert ended >= b

@@ -7,10 +7,11 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from recsim_env import RecSimEnv, RecSimVectorEnv
+from recsim_env import ENV_IDS, RecSimEnv, RecSimVectorEnv
 from recsim_env.state_io import CheckpointError, load_tree, save_tree
 
 
@@ -274,3 +275,27 @@ def test_a_state_of_another_batch_size_is_refused_before_anything_changes(tmp_pa
     with pytest.raises(ValueError, match=r"candidates of shape \(3, 20\) for an env of num_envs=4"):
         big.load_state_dict(load_tree(save_tree(tmp_path / "env", small.state_dict())))
     assert_same_tree(big.state_dict(), before)
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_every_registered_id_resumes_exactly_from_a_checkpoint_file(env_id, tmp_path):
+    """``MovieLens-v0`` runs on the synthetic calibration of conftest.py."""
+    rng = np.random.default_rng(2)
+    a = gym.make_vec(env_id, num_envs=4, num_items=200, max_session_steps=10)
+    a.reset(seed=6)
+    for _ in range(60):
+        a.step(rng.integers(0, 20, 4))
+    state = a.unwrapped.state_dict()
+    back = load_tree(save_tree(tmp_path / "env", state))
+    assert_same_tree(state, back)
+    b = gym.make_vec(env_id, num_envs=4, num_items=200, max_session_steps=10)
+    b.unwrapped.load_state_dict(back)
+    for _ in range(60):
+        actions = rng.integers(0, 20, 4)
+        x, y = a.step(actions), b.step(actions)
+        for u, v in zip(x[:4], y[:4], strict=True):
+            np.testing.assert_array_equal(u, v)
+        assert x[4].keys() == y[4].keys()
+        for key, value in x[4].items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(value, y[4][key], err_msg=key)
