@@ -91,7 +91,7 @@ def simulate_log(
     user_clock = np.full(batch, core.world.clock, np.int64)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "item", "t", "click")}
     item_rows: list[tuple[np.ndarray, ...]] = []
-    user_rows: list[tuple[np.ndarray, ...]] = []
+    user_rows: list[tuple[Any, ...]] = []
     new_user = np.ones(batch, bool)
     for _ in range(steps):
         if new_user.any():
