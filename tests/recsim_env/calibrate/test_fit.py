@@ -90,11 +90,11 @@ def test_fit_recovers_weights_appeal_and_interests_from_impressions(impressions)
 
 def test_fit_from_positives_only_and_what_it_cannot_identify():
     """Positives only (a consumption log like ML-100K), against sampled non-chosen items: β and α
-    within 20 % (measured 3.57 and 0.87) when the conditional logit's premise holds, i.e. clicks are
-    rare (s0 = 4.5, CTR ≈ 0.17, so log sigmoid(s − s0) ≈ s − s0; at CTR 0.38 both come out ~40 %
-    low), exposure does not depend on appeal (uniform logging; under popularity logging the item
-    effects also absorb the exposure) and users have ~30 choices each (prior sd 4: little
-    shrinkage). s0 is not identified."""
+    within 25 % when the conditional logit's premise roughly holds: clicks are rare (s0 = 4.5,
+    CTR ≈ 0.17, so log sigmoid(s − s0) ≈ s − s0; at CTR 0.38 both come out ~40 % low), exposure
+    does not depend on appeal (uniform logging; under popularity logging the item effects also absorb
+    the exposure) and users have ~30 choices each (prior sd 4: little shrinkage). Measured here 3.37
+    and 0.81; over 4 (s0, seed) runs β 3.4-4.4 and α 0.76-0.93, hence 25 %. s0 is not identified."""
     cfg = dict(
         STATIC,
         num_items=100,
@@ -105,8 +105,8 @@ def test_fit_from_positives_only_and_what_it_cannot_identify():
     )
     log = clicks_only(simulate_log(cfg, num_users=32, steps=600, seed=4, policy="uniform"))
     cal = fit(log, topics="categories", session_gap=1.5, window=100, window_ticks=100, prior_sd=4.0)
-    assert cal.params["interest_weight"] == pytest.approx(4.0, rel=0.2)
-    assert cal.params["appeal_weight"] == pytest.approx(1.0, rel=0.2)
+    assert cal.params["interest_weight"] == pytest.approx(4.0, rel=0.25)
+    assert cal.params["appeal_weight"] == pytest.approx(1.0, rel=0.25)
     assert "click_threshold" not in cal.params
     assert "click_threshold" in cal.report["not_identified"]
     true_appeal = log.items.loc[cal.item_ids, "true_appeal"].to_numpy()
