@@ -65,7 +65,8 @@ def test_fit_recovers_weights_appeal_and_interests_from_impressions(impressions)
     convention: measured 4.24 and 1.00 on this log); appeal ranked like the simulator's (Spearman
     ≥ 0.9, measured 0.94); interests correlate with the true ones (≥ 0.9, measured 0.94). s0 is only
     identified together with the interests' level (Σx = 1): checked through what is identified, the
-    click probabilities of the logged impressions (correlation ≥ 0.95 with the true ones)."""
+    click probabilities of the logged impressions (correlation with the true ones ≥ 0.93, measured
+    0.954; mean within 0.03, measured 0.662 vs 0.658)."""
     cal = fit(impressions, topics="categories", session_gap=1.5, window=100, window_ticks=100)
     p = cal.params
     assert p["interest_weight"] == pytest.approx(TRUE["interest_weight"], rel=0.15)
@@ -84,7 +85,7 @@ def test_fit_recovers_weights_appeal_and_interests_from_impressions(impressions)
     )
     ux, a = truth(impressions)
     true_p = sigmoid(4.0 * ux + 1.0 * a - 1.5)
-    assert np.corrcoef(fitted, true_p)[0, 1] >= 0.95
+    assert np.corrcoef(fitted, true_p)[0, 1] >= 0.93
     assert abs(fitted.mean() - true_p.mean()) < 0.03
 
 
