@@ -316,7 +316,9 @@ def validate(
     # distributional fidelity
     t0 = time.perf_counter()
     if simulate is None:
-        from recsim_env.calibrate.simulate import simulate_log as simulate
+        from recsim_env.calibrate.simulate import simulate_log
+
+        simulate = simulate_log
     tick = float(tick_seconds or _find(cal.report, "tick_seconds") or DEFAULT_TICK_SECONDS)
     traj_t = int(np.asarray(cal.trajectory).shape[0])
     windows = int(num_windows or (traj_t if traj_t >= 2 else 8))
@@ -330,7 +332,7 @@ def validate(
             + ([np.asarray(log.items.index)] if log.items is not None else [])
         )
     )
-    sim_kwargs = {
+    sim_kwargs: dict[str, dict[str, Any]] = {
         "calibrated": {"calibration": str(cal_dir), "returning_users": True, "horizon": "lifetime"},
         "default": {
             "num_items": int(catalogue.size),
@@ -344,15 +346,24 @@ def validate(
         for name, kw in sim_kwargs.items()
     }
     sim_seconds = time.perf_counter() - t0
-    real_kw = {"gap": gap_seconds, "tick_seconds": tick, "num_windows": windows}
-    sim_kw = {"gap": max(gap_seconds / tick, 1.0), "tick_seconds": 1.0, "num_windows": windows}
+
+    def profile(lg: InteractionLog, num_items: int, simulated: bool) -> dict[str, Any]:
+        # a simulated log's clock is in ticks (one step = one tick), a real one's in seconds
+        return log_profile(
+            lg,
+            log,
+            num_items=num_items,
+            gap=max(gap_seconds / tick, 1.0) if simulated else gap_seconds,
+            tick_seconds=1.0 if simulated else tick,
+            num_windows=windows,
+        )
+
+    m_real, m_default = int(catalogue.size), int(sim_kwargs["default"]["num_items"])
     profiles = {
-        "real_test": log_profile(test, log, num_items=catalogue.size, **real_kw),
-        "train_split": log_profile(train, log, num_items=catalogue.size, **real_kw),
-        "calibrated": log_profile(sims["calibrated"], log, num_items=catalogue.size, **sim_kw),
-        "default": log_profile(
-            sims["default"], log, num_items=sim_kwargs["default"]["num_items"], **sim_kw
-        ),
+        "real_test": profile(test, m_real, False),
+        "train_split": profile(train, m_real, False),
+        "calibrated": profile(sims["calibrated"], m_real, True),
+        "default": profile(sims["default"], m_default, True),
     }
     dist = {name: distances(profiles["real_test"], profiles[name]) for name in LOGS}
 
