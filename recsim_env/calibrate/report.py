@@ -146,18 +146,18 @@ def _consumed(log: InteractionLog) -> Any:
 
 
 def _category_weights(
-    log: InteractionLog, item_ids: np.ndarray, real: InteractionLog
+    log: InteractionLog, item_ids: np.ndarray, real: InteractionLog, real_items: bool
 ) -> np.ndarray | None:
-    """Category weights of consumed items: the real log's categories when the items are real ones,
-    else the log's own category columns when they are as many (the default env: topic k ↔ category
-    k); ``None`` when neither applies."""
+    """Category weights of consumed items: the real log's categories when the items are real ones
+    (real logs, the calibrated env), else the log's own category columns when they are as many
+    (the default env: its topic k stands for category k); ``None`` when neither applies."""
     from recsim_env.calibrate.baselines import item_topics_from_categories
 
     cats = tuple(real.category_columns)
-    if real.items is not None and cats:
-        known = np.isin(item_ids, np.asarray(real.items.index))
-        if known.all():
-            return item_topics_from_categories(real, item_ids)[0]
+    if real_items:
+        if real.items is None or not cats:
+            return None
+        return item_topics_from_categories(real, item_ids)[0]
     own = tuple(log.category_columns)
     if log.items is not None and own and (not cats or len(own) == len(cats)):
         return item_topics_from_categories(log, item_ids)[0]
@@ -172,11 +172,13 @@ def log_profile(
     gap: float,
     tick_seconds: float,
     num_windows: int,
+    real_items: bool = True,
 ) -> dict[str, Any]:
     """The distributions of one log that the distances compare (arrays, for plots and KS).
 
     ``gap`` / ``tick_seconds``: in the log's own time unit (seconds for a real log, ticks for a
-    simulated one, where ``tick_seconds`` is 1)."""
+    simulated one, where ``tick_seconds`` is 1); ``real_items``: the log's item ids are the real
+    log's (their categories are the real ones)."""
     pos = _consumed(log)
     items, counts = np.unique(pos["item"].to_numpy(), return_counts=True)
     full = np.zeros(max(num_items, counts.size))
@@ -193,7 +195,7 @@ def log_profile(
         "num_consumed": len(pos),
         "num_users": int(per_user.size),
     }
-    w = _category_weights(log, pos["item"].to_numpy(), real) if len(pos) else None
+    w = _category_weights(log, pos["item"].to_numpy(), real, real_items) if len(pos) else None
     if w is not None:
         prof["shares"] = F.shares(w)
         t = pos["timestamp"].to_numpy(np.float64)
@@ -356,6 +358,7 @@ def validate(
             gap=max(gap_seconds / tick, 1.0) if simulated else gap_seconds,
             tick_seconds=1.0 if simulated else tick,
             num_windows=windows,
+            real_items=lg is not sims["default"],
         )
 
     m_real, m_default = int(catalogue.size), int(sim_kwargs["default"]["num_items"])

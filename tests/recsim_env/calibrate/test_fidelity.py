@@ -187,3 +187,32 @@ def test_movielens_100k_baselines_reproduce_the_seed_protocol():
     assert 0.175 <= r["svd"]["recall"] <= 0.2
     assert 0.85 <= r["svd"]["auc"] <= 0.87
     assert r["default_sim"]["auc"] < 0.6 and r["default_sim"]["recall"] < 0.05
+
+
+def test_report_distances_of_a_log_to_itself_are_zero():
+    import pandas as pd
+
+    from recsim_env.calibrate.report import distances, log_profile
+    from recsim_env.data import InteractionLog
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    df = pd.DataFrame(
+        {
+            "user": rng.integers(0, 50, n),
+            "item": rng.zipf(1.7, n) % 40,
+            "timestamp": np.sort(rng.integers(0, 10**6, n)),
+        }
+    )
+    items = pd.DataFrame((rng.random((40, 3)) < 0.4).astype(int), columns=list("xyz"))
+    log = InteractionLog(df, items, ("x", "y", "z"))
+    prof = log_profile(log, log, num_items=40, gap=3600, tick_seconds=60, num_windows=5)
+    d = distances(prof, prof)
+    for key in ("popularity_ks", "gini_gap", "category_tv", "activity_ks", "session_ks", "gap_ks"):
+        assert d[key] == 0.0, key
+    assert d["drift_r"] == pytest.approx(1.0) and d["drift_1_minus_r"] == pytest.approx(0.0)
+    # a log with another genre mix is farther away
+    other = InteractionLog(df.assign(item=(df["item"] + 7) % 40), items, ("x", "y", "z"))
+    p2 = log_profile(other, log, num_items=40, gap=3600, tick_seconds=60, num_windows=5)
+    assert distances(prof, p2)["category_tv"] > 0.01
+    assert distances(prof, p2)["popularity_ks"] == 0.0  # the same curve on other items
