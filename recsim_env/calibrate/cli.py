@@ -56,6 +56,21 @@ def _parser() -> argparse.ArgumentParser:
         help="item topics from a low-rank factorisation of the log, or from its item categories",
     )
     p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the fit and the report")
+    v = p.add_argument_group("--validate: the simulated logs")
+    v.add_argument(
+        "--sim-users",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="concurrent simulated users (default: the test users, at most 256)",
+    )
+    v.add_argument(
+        "--sim-steps",
+        type=_positive_int,
+        default=None,
+        metavar="T",
+        help="simulated steps (default: the fitted drift trajectory's length, in [200, 4000])",
+    )
     g = p.add_argument_group("columns of a log given as a path")
     g.add_argument("--user", default="user", help="user id column (default: user)")
     g.add_argument("--item", default="item", help="item id column (default: item)")
@@ -179,7 +194,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.validate:
         from recsim_env.calibrate.report import validate
 
-        result = validate(log, cal, out / "fidelity", seed=args.seed)
+        result = validate(
+            log,
+            cal,
+            out / "fidelity",
+            seed=args.seed,
+            num_sim_users=args.sim_users,
+            sim_steps=args.sim_steps,
+        )
         done["report"] = str(out / "fidelity" / "report.md")
         done["targets"] = f"{result['targets_met']} / {result['targets_total']} met"
     return done

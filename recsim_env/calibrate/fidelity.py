@@ -230,15 +230,23 @@ def sessions(
 
 
 def window_shares(
-    timestamps: np.ndarray, weights: np.ndarray, num_windows: int, span: tuple[float, float]
+    timestamps: np.ndarray,
+    weights: np.ndarray,
+    num_windows: int,
+    span: tuple[float, float],
+    *,
+    outside: str = "clip",
 ) -> np.ndarray:
     """``(T, G)`` category shares of interactions in ``T`` equal-width time windows of ``span``
-    (a window without interactions is all-NaN)."""
+    (a window without interactions is all-NaN). Interactions outside ``span`` go to the first /
+    last window (``outside="clip"``) or are left out (``"drop"``: windows aligned to a calendar)."""
     t = np.asarray(timestamps, dtype=np.float64).reshape(-1)
     lo, hi = span
     width = (hi - lo) / num_windows if hi > lo else 1.0
-    win = np.clip(((t - lo) / width).astype(np.int64), 0, num_windows - 1)
-    w = np.asarray(weights, dtype=np.float64)
+    raw = np.floor((t - lo) / width)
+    keep = np.ones(t.size, bool) if outside == "clip" else (raw >= 0) & (raw < num_windows)
+    win = np.clip(raw[keep], 0, num_windows - 1).astype(np.int64)
+    w = np.asarray(weights, dtype=np.float64)[keep]
     tot = w.sum(axis=1, keepdims=True)
     w = np.divide(w, tot, out=np.zeros_like(w), where=tot > 0)
     out = np.zeros((num_windows, w.shape[1]))

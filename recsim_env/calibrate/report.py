@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 DEFAULT_GAP_SECONDS = 1800.0  # session gap (30 min), as recsim_env.calibrate.sessions
 DEFAULT_TICK_SECONDS = 60.0  # used only when the calibration does not say
+MAX_SIM_USERS = 256  # concurrent simulated users (default: as many as test users, at most this)
+MIN_SIM_STEPS, MAX_SIM_STEPS = 200, 4000  # default steps: the trajectory's length, within these
 MAX_SCORE_CELLS = 20_000_000  # users are scored in chunks of at most this many (user, item) cells
 BOOTSTRAP_REPS = 1000
 DISTANCES = ("popularity_ks", "gini_gap", "category_tv", "activity_ks", "session_ks", "gap_ks")
@@ -171,16 +173,26 @@ def log_profile(
     num_items: int,
     gap: float,
     tick_seconds: float,
-    num_windows: int,
+    windows: tuple[float, float, int] | None,
     real_items: bool = True,
+    sample: int | None = None,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, Any]:
     """The distributions of one log that the distances compare (arrays, for plots and KS).
 
     ``gap`` / ``tick_seconds``: in the log's own time unit (seconds for a real log, ticks for a
-    simulated one, where ``tick_seconds`` is 1); ``real_items``: the log's item ids are the real
-    log's (their categories are the real ones)."""
+    simulated one, where ``tick_seconds`` is 1); ``windows``: ``(start, width, count)`` of the drift
+    windows in that unit (calendar-aligned: interactions outside are left out), ``None``: no drift
+    trajectory; ``real_items``: the log's item ids are the real log's (their categories are the
+    real ones); ``sample``: the item-popularity curve is drawn from this many consumptions, sampled
+    without replacement (a rank-frequency curve depends on the sample size: with more
+    interactions fewer items stay at zero, so curves are compared at the held-out log's size)."""
     pos = _consumed(log)
-    items, counts = np.unique(pos["item"].to_numpy(), return_counts=True)
+    item_col = pos["item"].to_numpy()
+    if sample is not None and len(item_col) > sample:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        item_col = item_col[rng.choice(len(item_col), size=sample, replace=False)]
+    _, counts = np.unique(item_col, return_counts=True)
     full = np.zeros(max(num_items, counts.size))
     full[: counts.size] = counts
     _, per_user = np.unique(pos["user"].to_numpy(), return_counts=True)
@@ -198,8 +210,12 @@ def log_profile(
     w = _category_weights(log, pos["item"].to_numpy(), real, real_items) if len(pos) else None
     if w is not None:
         prof["shares"] = F.shares(w)
-        t = pos["timestamp"].to_numpy(np.float64)
-        prof["window_shares"] = F.window_shares(t, w, num_windows, (t.min(), t.max()))
+        if windows is not None:
+            start, width, count = windows
+            t = pos["timestamp"].to_numpy(np.float64)
+            prof["window_shares"] = F.window_shares(
+                t, w, count, (start, start + width * count), outside="drop"
+            )
     return prof
 
 
@@ -280,8 +296,12 @@ def validate(
     ``calibration_or_fit_kwargs``: a :class:`Calibration` fitted on the *training split* of this
     log (or its saved directory), or the kwargs of :func:`recsim_env.calibrate.fit.fit` (``None``:
     its defaults) to fit one here. Simulated logs: ``num_sim_users`` concurrent users (default:
-    the number of test users, at most 512) for ``sim_steps`` steps (default: enough to replay the
-    calibration's drift trajectory, at least 200, at most 2,000)."""
+    the number of test users, at most ``MAX_SIM_USERS``) for ``sim_steps`` steps (default: the
+    calibration's whole drift trajectory, within [``MIN_SIM_STEPS``, ``MAX_SIM_STEPS``]). The drift
+    is compared over the trajectory windows the simulation covers (``num_windows``, at most
+    ``sim_steps // window_ticks``; fewer than 2: not measured), aligned in time: window w is
+    ticks [w, w + 1)·window_ticks of the simulator and the same span of log time from the training
+    log's first timestamp (the fit's clock 0)."""
     from recsim_env.data import temporal_split
 
     t_start = time.perf_counter()
@@ -322,11 +342,15 @@ def validate(
 
         simulate = simulate_log
     tick = float(tick_seconds or _find(cal.report, "tick_seconds") or DEFAULT_TICK_SECONDS)
+    window_ticks = int(cal.window_ticks)
+    window_seconds = float(_find(cal.report, "window_seconds") or tick * window_ticks)
     traj_t = int(np.asarray(cal.trajectory).shape[0])
-    windows = int(num_windows or (traj_t if traj_t >= 2 else 8))
     n_test_users = int(positives(test)["user"].nunique())
-    n_users = int(num_sim_users or min(max(n_test_users, 1), 512))
-    steps = int(sim_steps or min(max(200, traj_t * int(cal.window_ticks)), 2000))
+    n_users = int(num_sim_users or min(max(n_test_users, 1), MAX_SIM_USERS))
+    steps = int(sim_steps or min(max(MIN_SIM_STEPS, traj_t * window_ticks), MAX_SIM_STEPS))
+    # drift windows: the calibration's, aligned in time (clock 0 = the training log's start)
+    windows = int(num_windows or min(traj_t, steps // window_ticks))
+    t_start_real = float(positives(train)["timestamp"].min())
     cats = tuple(log.category_columns)
     catalogue = np.unique(
         np.concatenate(
@@ -349,16 +373,27 @@ def validate(
     }
     sim_seconds = time.perf_counter() - t0
 
+    n_real = len(positives(test))
+
     def profile(lg: InteractionLog, num_items: int, simulated: bool) -> dict[str, Any]:
         # a simulated log's clock is in ticks (one step = one tick), a real one's in seconds
+        win = (
+            None
+            if windows < 2
+            else (0.0, float(window_ticks), windows)
+            if simulated
+            else (t_start_real, window_seconds, windows)
+        )
         return log_profile(
             lg,
             log,
             num_items=num_items,
             gap=max(gap_seconds / tick, 1.0) if simulated else gap_seconds,
             tick_seconds=1.0 if simulated else tick,
-            num_windows=windows,
+            windows=win,
             real_items=lg is not sims["default"],
+            sample=n_real,
+            rng=np.random.default_rng(seed),
         )
 
     m_real, m_default = int(catalogue.size), int(sim_kwargs["default"]["num_items"])
@@ -405,6 +440,9 @@ def validate(
             "tick_seconds": tick,
             "gap_seconds": gap_seconds,
             "num_windows": windows,
+            "window_ticks": window_ticks,
+            "window_seconds": window_seconds,
+            "popularity_sample": n_real,
             "consumed": {n: profiles[n]["num_consumed"] for n in profiles},
             "seconds": round(sim_seconds, 2),
         },
@@ -593,8 +631,10 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         f"Simulated logs: {sim['num_users']} concurrent users x {sim['steps']} steps, "
         f"popularity-proportional logging policy, seed {sim['seed']}; sessions split at gaps > "
-        f"{sim['gap_seconds']:g} s ({sim['tick_seconds']:g} s per tick); drift over "
-        f"{sim['num_windows']} time windows. Consumptions: "
+        f"{sim['gap_seconds']:g} s ({sim['tick_seconds']:g} s per tick); drift over the first "
+        f"{sim['num_windows']} trajectory windows ({sim['window_ticks']} ticks = "
+        f"{sim['window_seconds']:g} s each; fewer than 2: not measured); popularity curves from "
+        f"{sim['popularity_sample']} consumptions of each log. Consumptions: "
         + ", ".join(f"{n} {v}" for n, v in sim["consumed"].items())
         + ".",
         "",

@@ -46,7 +46,7 @@ def test_cli_end_to_end_with_validate(log_files, tmp_path, capsys):
     argv = [str(log_files / "log.csv"), "--user", "uid", "--item", "iid", "--timestamp", "ts"]
     argv += ["--rating", "stars", "--items", str(log_files / "items.csv")]
     argv += ["--categories", "A,B,C,D", "--topics", "categories", "--num-topics", "4"]
-    argv += ["--validate", "--out", str(out), "--seed", "1"]
+    argv += ["--validate", "--out", str(out), "--seed", "1", "--sim-steps", "150"]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "targets:" in printed and str(out) in printed
@@ -64,6 +64,7 @@ def test_cli_end_to_end_with_validate(log_files, tmp_path, capsys):
         assert e["recall_ci95"][0] <= e["recall"] <= e["recall_ci95"][1]
         assert e["num_users"] == res["split"]["test_users"]
     assert set(res["distributions"]) == {"calibrated", "default", "train_split"}
+    assert res["simulation"]["steps"] == 150
     assert res["targets_total"] == len(res["targets"]) == 9
     for t in res["targets"]:
         assert t["met"] in (True, False, None)
@@ -106,7 +107,13 @@ def test_categories_need_an_item_table(log_files, capsys):
 
 
 @pytest.mark.parametrize(
-    "argv", [["x.csv", "--num-topics", "0"], ["x.csv", "--seed", "-1"], ["x", "--topics", "lda"]]
+    "argv",
+    [
+        ["x.csv", "--num-topics", "0"],
+        ["x.csv", "--seed", "-1"],
+        ["x", "--topics", "lda"],
+        ["x", "--sim-steps", "0"],
+    ],
 )
 def test_bad_options_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -155,6 +155,11 @@ def test_window_shares_and_trajectory_correlation():
     w = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1]])
     ws = F.window_shares(t, w, 2, (0.0, 10.0))
     np.testing.assert_allclose(ws, [[2 / 3, 1 / 3], [0.25, 0.75]])
+    # calendar-aligned windows: rows outside the span are dropped, not clipped
+    ws = F.window_shares(t, w, 2, (1.0, 9.6), outside="drop")  # t = 0 is left out
+    np.testing.assert_allclose(ws, [[0.5, 0.5], [0.25, 0.75]])
+    ws = F.window_shares(t, w, 2, (1.0, 9.0), outside="drop")  # so are t = 9, 9.5
+    np.testing.assert_allclose(ws, [[0.5, 0.5], [np.nan, np.nan]])
     traj = np.array([[0.2, 0.8], [0.4, 0.6], [0.6, 0.4]])
     assert F.trajectory_correlation(traj, traj + np.array([0.1, -0.1])) == pytest.approx(1.0)
     assert F.trajectory_correlation(traj, traj[::-1]) == pytest.approx(-1.0)
@@ -206,13 +211,13 @@ def test_report_distances_of_a_log_to_itself_are_zero():
     )
     items = pd.DataFrame((rng.random((40, 3)) < 0.4).astype(int), columns=list("xyz"))
     log = InteractionLog(df, items, ("x", "y", "z"))
-    prof = log_profile(log, log, num_items=40, gap=3600, tick_seconds=60, num_windows=5)
+    prof = log_profile(log, log, num_items=40, gap=3600, tick_seconds=60, windows=(0.0, 2e5, 5))
     d = distances(prof, prof)
     for key in ("popularity_ks", "gini_gap", "category_tv", "activity_ks", "session_ks", "gap_ks"):
         assert d[key] == 0.0, key
     assert d["drift_r"] == pytest.approx(1.0) and d["drift_1_minus_r"] == pytest.approx(0.0)
     # a log with another genre mix is farther away
     other = InteractionLog(df.assign(item=(df["item"] + 7) % 40), items, ("x", "y", "z"))
-    p2 = log_profile(other, log, num_items=40, gap=3600, tick_seconds=60, num_windows=5)
+    p2 = log_profile(other, log, num_items=40, gap=3600, tick_seconds=60, windows=(0.0, 2e5, 5))
     assert distances(prof, p2)["category_tv"] > 0.01
     assert distances(prof, p2)["popularity_ks"] == 0.0  # the same curve on other items
