@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         result = validate(
             log,
-            cal,
+            cal_dir,
             out / "fidelity",
             seed=args.seed,
             num_sim_users=args.sim_users,

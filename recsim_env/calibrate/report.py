@@ -258,20 +258,21 @@ def _find(tree: Any, key: str) -> Any:
 def _calibration(
     train: InteractionLog, spec: Any, out_dir: Path, seed: int
 ) -> tuple[Calibration, Path]:
+    """The calibration and a directory holding it (the calibrated env is made from a directory):
+    a saved one is used where it is, a fitted or given one is saved under ``out_dir``."""
     from recsim_env.grounding import Calibration
 
+    if isinstance(spec, str | Path):
+        return Calibration.load(spec), Path(spec)
     if isinstance(spec, Calibration):
         cal = spec
-    elif isinstance(spec, str | Path) and Path(spec).exists():
-        cal = Calibration.load(spec)
     else:
         from recsim_env.calibrate.fit import fit
 
         kwargs = dict(spec or {})
         kwargs.setdefault("seed", seed)
         cal = fit(train, **kwargs)
-    cal_dir = Path(cal.save(out_dir / "calibration_train"))
-    return cal, cal_dir
+    return cal, Path(cal.save(out_dir / "calibration_train"))
 
 
 def validate(
