@@ -36,18 +36,28 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="recsim-calibrate",
         description="Fit the simulator (catalogue, users, choice weights, sessions, drift) to an "
-        "interaction log on each user's first 80%% of interactions by time; write the "
-        "calibration, an env config and, with --validate, the fidelity report on the last 20%%.",
+        "interaction log on each user's first 80 % of interactions by time; write the "
+        "calibration, an env config and, with --validate, the fidelity report on the last 20 %.",
     )
     p.add_argument(
         "source",
         metavar="SOURCE",
         help=f"a data set name ({', '.join(DATASETS)}) or a path to a log (CSV / Parquet / TSV)",
     )
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: see docs)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: <data home>/calibrations/<name> for a data set, "
+        "./calibrations/<file stem> for a log file)",
+    )
     p.add_argument("--validate", action="store_true", help="also write the fidelity report")
     p.add_argument(
-        "--num-topics", type=_positive_int, default=16, metavar="K", help="topics (default 16)"
+        "--num-topics",
+        type=_positive_int,
+        default=16,
+        metavar="K",
+        help="number of topics with --topics factorised (default 16)",
     )
     p.add_argument(
         "--topics",
