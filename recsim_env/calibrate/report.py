@@ -89,6 +89,11 @@ def choice_fidelity(
         if train.items is not None:
             parts.append(np.asarray(train.items.index))
         items = np.unique(np.concatenate(parts))
+    else:
+        items = np.unique(np.asarray(items))
+        missing = ~np.isin(np.concatenate([tr["item"].to_numpy(), te["item"].to_numpy()]), items)
+        if missing.any():
+            raise ValueError(f"items: {int(missing.sum())} logged interactions are on other items")
     users = np.unique(te["user"].to_numpy())
     tr_users = tr["user"].to_numpy()
     tr_rows = np.minimum(np.searchsorted(users, tr_users), max(users.size - 1, 0))

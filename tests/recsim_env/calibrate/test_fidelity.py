@@ -221,3 +221,42 @@ def test_report_distances_of_a_log_to_itself_are_zero():
     p2 = log_profile(other, log, num_items=40, gap=3600, tick_seconds=60, windows=(0.0, 2e5, 5))
     assert distances(prof, p2)["category_tv"] > 0.01
     assert distances(prof, p2)["popularity_ks"] == 0.0  # the same curve on other items
+
+
+def test_choice_fidelity_chunks_users_without_changing_results(monkeypatch):
+    import pandas as pd
+
+    from recsim_env.calibrate import report
+    from recsim_env.calibrate.baselines import PopularityScorer, SVDScorer
+    from recsim_env.data import InteractionLog, temporal_split
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    df = pd.DataFrame(
+        {"user": rng.integers(0, 80, n), "item": rng.zipf(1.6, n) % 70, "timestamp": np.arange(n)}
+    )
+    df = df.drop_duplicates(["user", "item"]).reset_index(drop=True)
+    train, test = temporal_split(InteractionLog(df))
+    whole = report.choice_fidelity(train, test, [PopularityScorer(), SVDScorer(k=4)])
+    monkeypatch.setattr(report, "MAX_SCORE_CELLS", 70 * 7)  # 7 users per chunk
+    chunked = report.choice_fidelity(train, test, [PopularityScorer(), SVDScorer(k=4)])
+    for name in ("popularity", "svd"):
+        for key in ("recall", "ndcg", "auc"):
+            np.testing.assert_allclose(
+                chunked[name]["_per_user"][key], whole[name]["_per_user"][key]
+            )
+    # the scorer's own metric on the full matrix agrees
+    users = np.unique(test.interactions["user"])
+    items = np.unique(df["item"])
+    s = PopularityScorer().fit(train).scores(users, items)
+    tr, te = train.interactions, test.interactions
+    keep = np.isin(tr["user"], users)
+    ref = F.ranking_metrics(
+        s,
+        (np.searchsorted(users, tr["user"][keep]), np.searchsorted(items, tr["item"][keep])),
+        (np.searchsorted(users, te["user"]), np.searchsorted(items, te["item"])),
+    )
+    assert whole["popularity"]["recall"] == pytest.approx(ref["recall"])
+    assert whole["_protocol"]["num_items"] == items.size
+    with pytest.raises(ValueError, match="other items"):
+        report.choice_fidelity(train, test, [PopularityScorer()], items=items[:-1])
