@@ -60,7 +60,7 @@ from experiments.run.rundir import (
     clean_choices,
     override_key,
 )
-from experiments.run.secrets import redact, redact_overrides
+from experiments.run.secrets import install_log_filter, redact, redact_overrides, scrub
 from experiments.run.sinks import MetricSink, MetricWriter, RunContext
 from recsim_env.vector_env import RecSimVectorEnv
 
@@ -113,6 +113,7 @@ def run(
     ``overrides`` and the group ``choices`` default to what Hydra says about the current job.
     ``on_eval(step, summary)`` is called after every evaluation (``recsim-tune`` prunes there).
     """
+    install_log_filter()  # no secret value reaches train.log or the console through a message
     hydra_job = JobInfo.from_hydra()
     path = Path(run_dir) if run_dir is not None else hydra_job.output_dir
     if path is None:
@@ -149,7 +150,7 @@ def run(
         raise
     except Exception as exc:
         if job.multirun:
-            log.error("job failed (%s): %s: %s", rd, type(exc).__name__, exc)
+            log.error("job failed (%s): %s: %s", rd, type(exc).__name__, scrub(str(exc)))
             if isinstance(exc, RunDirError) and job.sweep_dir is not None:
                 # the dir is another process's or another run's: record beside it, not in it
                 record_rejected(job.sweep_dir, rd.path, job.overrides, exc, job.job_num)
@@ -253,7 +254,14 @@ def _run(
             train_env, make_eval_env, writer, protocol_cfg, rd, on_eval=on_eval
         )
         if checkpoint is not None:
-            agent = resume.restore(protocol, rd, checkpoint, type(agent))
+            agent = resume.restore(
+                protocol,
+                rd,
+                checkpoint,
+                type(agent),
+                template=agent,
+                trust_checkpoints=top.trust_checkpoints,
+            )
         log.info(
             "run dir %s | agent %s | env %s x%d | %d user-steps",
             rd,
