@@ -186,7 +186,7 @@ def restore(
     try:
         payload = load_tree(ckpt.state)
     except Exception as exc:  # intact per its manifest, but unreadable: written by something else
-        raise CorruptCheckpoint(
+        raise UnusableCheckpoint(
             f"{ckpt.path}: cannot read {ckpt.state.name} ({type(exc).__name__}: {exc})"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -161,13 +161,24 @@ def test_a_pickle_planted_in_any_checkpoint_file_never_runs(
     reseal(run_dir)
     message = resume_fails(run_dir, kind, tiny_cfg)
     assert not marker.exists()
-    if kind in SB3:
-        assert "trust_checkpoints=true" in message and "cloudpickle" in message
-    else:
-        assert "no intact checkpoint to resume" in message or "cannot" in message, message
-        # and trusting checkpoints changes nothing for our own pickle-free formats
-        resume_fails(run_dir, kind, tiny_cfg, "trust_checkpoints=true")
-        assert not marker.exists()
+    assert "no intact checkpoint to resume" in message or "trust_checkpoints=true" in message
+    # trusting checkpoints changes nothing where the state (read first) or the format is ours
+    message = resume_fails(run_dir, kind, tiny_cfg, "trust_checkpoints=true")
+    assert "no intact checkpoint to resume" in message, message
+    assert not marker.exists()
+
+
+def test_an_sb3_zip_loads_only_when_trusted(finished, tmp_path, tiny_cfg):
+    """Only the SB3 zip planted (the state intact): refused, and the error says how to trust."""
+    run_dir = copy_run(finished("sb3_dqn"), tmp_path)
+    marker = tmp_path / "pwned"
+    (zip_path,) = [p for p in checkpoint_files(run_dir) if p.name == "agent"]
+    plant_typed(zip_path, marker)
+    reseal(run_dir)
+    message = resume_fails(run_dir, "sb3_dqn", tiny_cfg)
+    assert "loads only with trust_checkpoints=true" in message and "cloudpickle" in message
+    assert not marker.exists()
+    assert (zip_path.parent / zip_path.name).exists()  # left where it was
 
 
 @pytest.mark.parametrize(
@@ -188,14 +199,18 @@ def test_frozen_json_never_chooses_the_inner_class(inner_class, finished, tmp_pa
     meta.write_text(json.dumps(data))
     inner = meta.parent / "inner"
     shutil.rmtree(inner) if inner.is_dir() else inner.unlink()
-    inner.write_bytes(pickle.dumps(Payload(marker)))
+    # an SB3 zip whose data holds a cloudpickled payload (what SB3's own load would unpickle)
+    (sb3_agent,) = [p for p in checkpoint_files(finished("sb3_dqn")) if p.name == "agent"]
+    shutil.copy(sb3_agent, inner)
+    plant_typed(inner, marker)
     reseal(run_dir)
     message = resume_fails(run_dir, "frozen_linucb", tiny_cfg, "trust_checkpoints=true")
     assert "frozen.json never chooses the class" in message, message
     assert not marker.exists()
-    # the Python API without the config's class: only the project's own agent classes
-    with pytest.raises(ConfigError, match="inner_class"):
-        FrozenAgent.load(meta.parent, trust_checkpoints=True)
+    # the Python API without the config's class: only the project's own agent classes, and an
+    # SB3 inner agent only when trusted
+    with pytest.raises(ValueError, match="inner_class|trust_checkpoints=true"):
+        FrozenAgent.load(meta.parent)
     assert not marker.exists()
 
 
