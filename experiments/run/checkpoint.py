@@ -77,10 +77,16 @@ def _env_state(env: Any) -> dict[str, Any]:
 def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
     """Write the checkpoint of ``protocol``'s current step; returns its path."""
     with run_dir.new_checkpoint(protocol.num_timesteps) as ckpt:
-        if protocol.settings.checkpoint_replay and agent_traits(agent).save_accepts_replay:
-            agent.save(ckpt.agent, include_replay=True)  # type: ignore[call-arg]
-        else:
-            agent.save(ckpt.agent)
+        try:
+            if protocol.settings.checkpoint_replay and agent_traits(agent).save_accepts_replay:
+                agent.save(ckpt.agent, include_replay=True)  # type: ignore[call-arg]
+            else:
+                agent.save(ckpt.agent)
+        except (OSError, RuntimeError) as exc:
+            full = _disk_full_error(exc, ckpt.path, run_dir)
+            if full is None:
+                raise
+            raise full from exc
         payload = {
             "format": FORMAT,
             "run_id": run_dir.run_id,
@@ -94,6 +100,35 @@ def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
         save_tree(ckpt.state, payload)
         write_manifest(ckpt)
     return run_dir.checkpoint_path(protocol.num_timesteps)
+
+
+def _disk_full_error(exc: BaseException, path: Path, run_dir: RunDir) -> OSError | None:
+    """A full disk said plainly: torch reports it as ``[enforce fail at inline_container.cc:...]
+    ... file write failed``, other writers as ``OSError(ENOSPC)``. ``None`` if it is not that."""
+    import errno
+    import shutil
+
+    text = str(exc)
+    nospace = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    try:
+        free = shutil.disk_usage(run_dir.path).free
+    except OSError:
+        free = None
+    torch_write = "file write failed" in text or "inline_container" in text
+    if not (nospace or torch_write):
+        return None
+    detail = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    room = f"{free >> 20} MiB free" if free is not None else "free space unknown"
+    if nospace or (free is not None and free < 64 << 20):
+        what = f"No space left on device ({room})"
+    else:
+        what = f"a write failed (a full disk or quota? {room})"
+    return OSError(
+        errno.ENOSPC if nospace or what.startswith("No space") else errno.EIO,
+        f"cannot write the checkpoint {path}: {what}: {type(exc).__name__}: {detail}. Free some "
+        f"space, then continue with `recsim-train resume={run_dir}` (the last complete "
+        "checkpoint is kept)",
+    )
 
 
 # ---------------------------------------------------------------------------------------- integrity

@@ -270,8 +270,12 @@ def _run(
             env_cfg.num_envs,
             protocol_cfg.total_steps,
         )
-        # summary.json is readable from the start (status "running"), updated at every checkpoint
-        writer.write_summary(protocol.summary(status=RUNNING), sinks=False)
+        finished_before = None  # a completed run resumed without more steps: not trained again
+        if checkpoint is not None and protocol.completed:
+            finished_before = rd.state().summary
+        else:
+            # summary.json is readable from the start (status "running"), updated at checkpoints
+            writer.write_summary(protocol.summary(status=RUNNING), sinks=False)
         start = time.perf_counter()
         with (
             console.progress(top.progress and not job.multirun, protocol),
@@ -280,6 +284,8 @@ def _run(
             summary = protocol.run(agent)
         summary["wall_time_s"] = time.perf_counter() - start
         summary["run_dir"] = str(rd)
+        if finished_before is not None and "wall_time_s" in finished_before:
+            summary["wall_time_s"] = finished_before["wall_time_s"]  # the training's, kept
         writer.write_summary(summary)
         if job.multirun:
             log.info(

@@ -43,6 +43,7 @@ from experiments.run.trust import check_saved_config
 log = logging.getLogger("experiments.run")
 
 RESUMABLE_OVERRIDES = ("protocol.total_steps",)
+MAX_SCAN = 10_000  # entries of a dir looked at when telling what a non-run path is
 
 __all__ = ["RESUMABLE_OVERRIDES", "resolve", "restore", "resumable"]
 
@@ -62,6 +63,8 @@ def resumable(path: str | Path) -> RunDir:
         raise NotARunDir(f"resume={path}: no such directory; {hint}")
     if not path.is_dir():
         raise NotARunDir(f"resume={path} is a file, not a run directory; {hint}")
+    if path.resolve() == Path(path.resolve().anchor):
+        raise NotARunDir(f"resume={path} is the filesystem root, not a run directory; {hint}")
     if not RunDir.is_run_dir(path):
         jobs = _runs_below(path)
         if jobs:
@@ -102,7 +105,7 @@ def _runs_below(path: Path, depth: int = 2) -> list[RunDir]:
         )
     except OSError:
         return found
-    for child in children:
+    for child in children[:MAX_SCAN]:  # a sweep dir holds jobs; a huge dir is no sweep
         try:
             if child.name in RunDir.NOT_RUNS:
                 continue
