@@ -116,6 +116,12 @@ def route_resume_argv(argv: list[str]) -> list[str]:
     path = resume[-1]
     if not path:
         raise ConfigError("invalid resume='' (allowed: true, false or the path of a run directory)")
+    if "${" in path:  # Hydra stores the output dir in its config, where "${" starts a reference
+        raise ConfigError(
+            f"invalid resume={path!r} (allowed: a path without '${{', which Hydra would read as an "
+            "interpolation in its output dir): rename the dir, or resume through a symlink "
+            "(ln -s <dir> run && recsim-train resume=run)"
+        )
     rd = resumable(path)
     choices = rd.job().choices
     routed = [

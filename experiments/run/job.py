@@ -230,7 +230,13 @@ def _run(
     failed = True
     try:
         train_env.reset(seed=top.seed)  # a seeded world even for agents that reset without a seed
-        agent: Agent = instantiate_checked(cfg.agent, "agent", env=train_env)
+        try:
+            agent: Agent = instantiate_checked(cfg.agent, "agent", env=train_env)
+        except ConfigError as exc:
+            if checkpoint is None:
+                raise
+            # the saved config no longer builds its agent (edited?): the record stays as it was
+            raise RunDirError(f"cannot resume {rd}: config.yaml: {exc}") from exc
         config = redact(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)))
         context = RunContext(
             run_dir=rd.path,
