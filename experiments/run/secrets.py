@@ -132,11 +132,12 @@ def install_log_filter(logger: logging.Logger | None = None) -> None:
 
 
 def redact_overrides(overrides: Sequence[str]) -> list[str]:
-    """Overrides with the value of every secret key replaced by ``***``."""
+    """Overrides with the value of every secret key replaced by ``***`` (and secret values found
+    in others, e.g. resolved from ``${oc.env:...}``, scrubbed)."""
     out = []
     for override in overrides:
         key, sep, _ = override.partition("=")
-        out.append(f"{key}={REDACTED}" if sep and is_secret_key(key) else override)
+        out.append(f"{key}={REDACTED}" if sep and is_secret_key(key) else scrub(override))
     return out
 
 
