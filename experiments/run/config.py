@@ -167,6 +167,23 @@ def _target_importable(key: str, target: Any, *, optional_dependency: bool = Fal
         raise ConfigError(f"invalid config value {key}={target!r}: {module_name!r} has no {attr!r}")
 
 
+def _check_flags(key: str, node: Mapping[str, Any]) -> None:
+    """A value for a constructor parameter typed ``bool`` must be a boolean: ``'false'`` (a string,
+    which Python's ``bool()`` would make True) and ``2`` are refused with the key named."""
+    try:
+        module_name, _, attr = str(node["_target_"]).rpartition(".")
+        params = inspect.signature(getattr(importlib.import_module(module_name), attr)).parameters
+    except Exception:  # not introspectable: the constructor checks its own values
+        return
+    for name, param in params.items():
+        annotation = str(param.annotation).replace("Optional[bool]", "bool | None")
+        if name in node and annotation in ("bool", "bool | None", "<class 'bool'>"):
+            value = node[name]
+            if value is None and "None" in annotation:
+                continue
+            check_bool(f"{key}.{name}", value)
+
+
 def _plain(node: Any) -> Any:
     if isinstance(node, DictConfig) or OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True)
@@ -217,6 +234,9 @@ def validate(cfg: DictConfig) -> RunConfig:
     if "_target_" not in agent:
         raise ConfigError("agent has no '_target_' (select an agent with agent=<option>)")
     _target_importable("agent._target_", agent["_target_"])
+    _check_flags("agent", agent)
+    if isinstance(agent.get("inner"), Mapping) and "_target_" in agent["inner"]:
+        _check_flags("agent.inner", agent["inner"])
 
     logger = root["logger"]
     check_keys("logger", logger, ["sinks"])

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from experiments.run.config import ConfigError
+from experiments.run.job import run
 from experiments.tune.cli import MAX_SEED, main, parse_args
 from recsim_env.vector_env import RecSimVectorEnv
 
@@ -116,3 +117,14 @@ def test_load_state_dict_of_garbage_is_a_clear_value_error(garbage):
     with pytest.raises(ValueError, match="inconsistent simulator state: not a state_dict"):
         env.load_state_dict(garbage)
     np.testing.assert_array_equal(env.state_dict()["obs"], before["obs"])  # unchanged
+
+
+@pytest.mark.parametrize("value", ["'false'", "2", "'yes'"])
+def test_a_flag_of_an_agent_must_be_a_boolean(value, tmp_path, tiny_cfg):
+    with pytest.raises(
+        ConfigError, match=r"invalid agent.user_features=.*\(allowed: true or false\)"
+    ):
+        run(tiny_cfg("agent=linucb", f"agent.user_features={value}"), run_dir=tmp_path)
+    assert not (tmp_path / "metrics.csv").exists()
+    with pytest.raises(ConfigError, match=r"invalid agent.inner.user_features="):
+        run(tiny_cfg("agent=frozen", f"agent.inner.user_features={value}"), run_dir=tmp_path)
