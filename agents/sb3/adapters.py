@@ -349,21 +349,15 @@ class SB3Agent:
                 raw = json.loads(archive.read("data").decode())
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path} is not an SB3 zip ({type(exc).__name__}: {exc})") from exc
-        saved = raw.get("recsim_hparams") if isinstance(raw, dict) else None
-        if not isinstance(saved, dict) or ":serialized:" in saved:
-            raise ValueError(
-                f"{path} was not written by {cls.__qualname__}.save (it has no recsim_hparams); "
-                f"load a plain SB3 zip with {cls.algorithm.__name__}.load"
-            )
-        if saved.get("agent") != cls.__qualname__:
-            raise ValueError(
-                f"{path} holds a {saved.get('agent')} checkpoint, not {cls.__qualname__}"
-            )
         log.warning(
             "loading %s: SB3 checkpoints are cloudpickle: load only from trusted dirs", path
         )
+        plain = raw.get("recsim_hparams") if isinstance(raw, dict) else None
+        if isinstance(plain, dict) and ":serialized:" not in plain:
+            cls._check_saved(path, plain)  # before anything is unpickled
         with zipfile.ZipFile(path) as archive:
             data = json_to_data(archive.read("data").decode())  # trusted: may unpickle
+        saved = cls._check_saved(path, data.get("recsim_hparams"))
         agent = cls.__new__(cls)
         agent._hparams = hp.validate(
             cls.__name__, cls.all_params(), {k: v for k, v in saved.items() if k != "agent"}
@@ -385,6 +379,20 @@ class SB3Agent:
         if buffer_path.exists() and hasattr(model, "load_replay_buffer"):
             model.load_replay_buffer(buffer_path)
         return agent
+
+    @classmethod
+    def _check_saved(cls, path: Path, saved: Any) -> dict[str, Any]:
+        """``recsim_hparams`` of a zip written by this class's :meth:`save`, or a ValueError."""
+        if not isinstance(saved, dict):
+            raise ValueError(
+                f"{path} was not written by {cls.__qualname__}.save (it has no recsim_hparams); "
+                f"load a plain SB3 zip with {cls.algorithm.__name__}.load"
+            )
+        if saved.get("agent") != cls.__qualname__:
+            raise ValueError(
+                f"{path} holds a {saved.get('agent')} checkpoint, not {cls.__qualname__}"
+            )
+        return saved
 
     def continue_stream(self, obs: np.ndarray, info: Info | None) -> None:
         """Continue the next ``learn`` from ``obs`` (:class:`agents.base.ContinuesStream`).
