@@ -209,7 +209,7 @@ def test_frozen_json_never_chooses_the_inner_class(inner_class, finished, tmp_pa
     assert not marker.exists()
     # the Python API without the config's class: only the project's own agent classes, and an
     # SB3 inner agent only when trusted
-    with pytest.raises(ValueError, match="inner_class|trust_checkpoints=true"):
+    with pytest.raises(ValueError, match=r"inner_class|trust_checkpoints=true"):
         FrozenAgent.load(meta.parent)
     assert not marker.exists()
 
