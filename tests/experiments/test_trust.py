@@ -352,3 +352,29 @@ def test_payloads_in_summary_run_json_and_manifest_are_only_data(finished, tmp_p
     run(tiny_cfg(*AGENTS["linucb"], *RESUME), run_dir=run_dir, overrides=list(RESUME))
     assert not marker.exists()
     assert RunDir(run_dir).state().summary["num_timesteps"] == 1280
+
+
+def test_recsim_train_refuses_a_planted_config_with_exit_2_and_no_traceback(
+    finished, tmp_path, subprocess_env
+):
+    import subprocess
+    import sys
+
+    run_dir = copy_run(finished("linucb"), tmp_path)
+    marker = tmp_path / "pwned"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["agent"]["seed"] = {"_target_": "builtins.exec", "_args_": [exec_code(marker)]}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = (run_dir / "summary.json").read_bytes()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "recsim-train"), f"resume={run_dir}"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "agent.seed._target_='builtins.exec'" in result.stderr
+    assert "Traceback" not in result.stderr and not marker.exists()
+    assert (run_dir / "summary.json").read_bytes() == summary
