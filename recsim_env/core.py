@@ -43,7 +43,7 @@ from recsim_env.config import CATALOGUE_MAX_BYTES, SimConfig
 from recsim_env.observation import RETURNING_USER_FEATURES, ObsLayout
 from recsim_env.returning import Lifetimes, gap_mean, geometric_gap, return_prob
 from recsim_env.users import Users
-from recsim_env.validation import check_int, fail
+from recsim_env.validation import ConfigError, check_int, fail
 from recsim_env.world import World
 
 _KEY_USER, _KEY_CAND, _KEY_CLICK, _KEY_RETURN = 1, 2, 3, 4
@@ -116,6 +116,32 @@ def layout_for(cfg: SimConfig) -> ObsLayout:
     )
 
 
+# the settings a World is built from (catalogue, drift): a follower must share them
+WORLD_FIELDS = (
+    "num_items", "num_topics", "item_embedding_dim", "drift", "item_churn", "returning_users",
+    "appeal_weight", "click_threshold", "freshness_scale", "interest_weight",
+    "popularity_maturity", "popularity_noise", "quality_appeal_corr", "quality_engagement",
+    "signal_maturity", "signal_noise", "topic_concentration",
+)  # fmt: skip
+
+
+def _check_world(world: Any, cfg: SimConfig) -> None:
+    """``world=`` of an env of another configuration is refused before anything is built."""
+    own = getattr(world, "cfg", None)
+    if own is None:
+        raise ConfigError(f"invalid world={world!r} (allowed: the .world of a RecSimVectorEnv)")
+    differ = [
+        f"{name}={getattr(own, name, None)!r} (this env: {getattr(cfg, name, None)!r})"
+        for name in WORLD_FIELDS
+        if getattr(own, name, None) != getattr(cfg, name, None)
+    ]
+    if differ:
+        raise ConfigError(
+            f"invalid world= (allowed: the world of an env with the same catalogue and drift "
+            f"settings): it was built with {', '.join(differ)}"
+        )
+
+
 class BatchedCore:
     def __init__(
         self,
@@ -129,15 +155,13 @@ class BatchedCore:
         batch = check_int("num_envs", batch, 1)
         user_index = check_int("user_index", user_index, 0, 2**62)
         _check_batch_size(cfg, batch, layout_for(cfg).size)
-        if world is not None and world.cfg.num_items != cfg.num_items:
-            raise ValueError("a shared world must have the same catalogue size (num_items)")
-        if world is not None and _fingerprint(world.calibration) != _fingerprint(
-            cfg.resolved_calibration
-        ):
-            raise ValueError(
-                f"a shared world must have the same calibration (the world's: "
-                f"{world.cfg.calibration!r}, this env's: {cfg.calibration!r})"
-            )
+        if world is not None:
+            _check_world(world, cfg)
+            if _fingerprint(world.calibration) != _fingerprint(cfg.resolved_calibration):
+                raise ValueError(
+                    f"a shared world must have the same calibration (the world's: "
+                    f"{world.cfg.calibration!r}, this env's: {cfg.calibration!r})"
+                )
         self.cfg = cfg
         self.batch = batch
         self.follower = world is not None
@@ -566,9 +590,24 @@ class BatchedCore:
         """Restore :meth:`state_dict` (e.g. read back with ``recsim_env.state_io.load_tree``).
         A state of another configuration or batch size is a ``ValueError`` before anything is
         changed."""
-        candidates = np.array(state["candidates"], np.int64)
+        required = ["counter", "keys", "users", "candidates", "obs"]
+        required += ["world"] if not self.follower else []
+        required += ["lifetimes"] if self.returning else []
+        missing = [k for k in required if not isinstance(state, dict) or k not in state]
+        if missing:
+            what = (
+                f"a {type(state).__name__}" if not isinstance(state, dict) else f"missing {missing}"
+            )
+            raise ValueError(
+                f"inconsistent simulator state: not a state_dict() of this env ({what})"
+            )
+        try:
+            candidates = np.array(state["candidates"], np.int64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"inconsistent simulator state: candidates ({exc})") from exc
         if self.calibration is not None:
-            real = np.asarray(state["users"].get("real_index", np.empty(0)))
+            users = state["users"] if isinstance(state["users"], dict) else {}
+            real = np.asarray(users.get("real_index", np.empty(0)))
             if real.shape != (self.batch,) or not (
                 real.dtype.kind in "iu"
                 and 0 <= real.min() <= real.max() < self.calibration.num_users

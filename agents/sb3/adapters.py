@@ -44,6 +44,7 @@ DQN: ``train_freq × B`` user-steps) unless the callback's ``on_step`` returns `
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import zipfile
@@ -325,27 +326,38 @@ class SB3Agent:
         return path.with_name(path.name + ".replay_buffer.pkl")
 
     @classmethod
-    def load(cls, path: str | Path, env: Any = None) -> SB3Agent:
+    def load(
+        cls, path: str | Path, env: Any = None, *, trust_checkpoints: bool = False
+    ) -> SB3Agent:
         """Rebuild from an SB3 zip written by :meth:`save`; ``env`` is needed only to train on.
 
-        SB3's zip (and its replay-buffer file) hold cloudpickled objects that run code when read:
-        unlike our own agents' checkpoints, load these only from directories you trust."""
+        SB3's zip (and its replay-buffer file) hold cloudpickled objects that run code when read,
+        by SB3's design (``stable_baselines3.common.save_util.json_to_data``): unlike our own
+        agents' checkpoints, they load only with ``trust_checkpoints=True`` — pass it for files you
+        wrote or trust (``recsim-train resume=<dir> trust_checkpoints=true``). Nothing in the
+        file is unpickled before that check."""
         path = Path(path)
+        if not trust_checkpoints:
+            raise ValueError(
+                f"{path} is an SB3 checkpoint: SB3 stores it with cloudpickle, which runs code "
+                "when loaded, so it loads only with trust_checkpoints=true "
+                "(recsim-train resume=<dir> trust_checkpoints=true, or "
+                f"{cls.__name__}.load(path, trust_checkpoints=True)) if you trust where it came from"
+            )
+        try:
+            with zipfile.ZipFile(path) as archive:
+                raw = json.loads(archive.read("data").decode())
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path} is not an SB3 zip ({type(exc).__name__}: {exc})") from exc
         log.warning(
             "loading %s: SB3 checkpoints are cloudpickle: load only from trusted dirs", path
         )
+        plain = raw.get("recsim_hparams") if isinstance(raw, dict) else None
+        if isinstance(plain, dict) and ":serialized:" not in plain:
+            cls._check_saved(path, plain)  # before anything is unpickled
         with zipfile.ZipFile(path) as archive:
-            data = json_to_data(archive.read("data").decode())
-        saved = data.get("recsim_hparams")
-        if not isinstance(saved, dict):
-            raise ValueError(
-                f"{path} was not written by {cls.__qualname__}.save (it has no recsim_hparams); "
-                f"load a plain SB3 zip with {cls.algorithm.__name__}.load"
-            )
-        if saved.get("agent") != cls.__qualname__:
-            raise ValueError(
-                f"{path} holds a {saved.get('agent')} checkpoint, not {cls.__qualname__}"
-            )
+            data = json_to_data(archive.read("data").decode())  # trusted: may unpickle
+        saved = cls._check_saved(path, data.get("recsim_hparams"))
         agent = cls.__new__(cls)
         agent._hparams = hp.validate(
             cls.__name__, cls.all_params(), {k: v for k, v in saved.items() if k != "agent"}
@@ -367,6 +379,20 @@ class SB3Agent:
         if buffer_path.exists() and hasattr(model, "load_replay_buffer"):
             model.load_replay_buffer(buffer_path)
         return agent
+
+    @classmethod
+    def _check_saved(cls, path: Path, saved: Any) -> dict[str, Any]:
+        """``recsim_hparams`` of a zip written by this class's :meth:`save`, or a ValueError."""
+        if not isinstance(saved, dict):
+            raise ValueError(
+                f"{path} was not written by {cls.__qualname__}.save (it has no recsim_hparams); "
+                f"load a plain SB3 zip with {cls.algorithm.__name__}.load"
+            )
+        if saved.get("agent") != cls.__qualname__:
+            raise ValueError(
+                f"{path} holds a {saved.get('agent')} checkpoint, not {cls.__qualname__}"
+            )
+        return saved
 
     def continue_stream(self, obs: np.ndarray, info: Info | None) -> None:
         """Continue the next ``learn`` from ``obs`` (:class:`agents.base.ContinuesStream`).

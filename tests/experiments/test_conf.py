@@ -86,8 +86,9 @@ def test_defaults_list_and_top_level_keys(compose_cfg):
         "resume",
         "optimize_metric",
         "progress",
+        "trust_checkpoints",
     }
-    assert cfg.torch_threads == 1 and cfg.resume is False
+    assert cfg.torch_threads == 1 and cfg.resume is False and cfg.trust_checkpoints is False
     typed = validate(cfg)
     assert typed.protocol.total_steps == cfg.protocol.total_steps
 
