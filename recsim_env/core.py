@@ -156,12 +156,16 @@ class BatchedCore:
         user_index = check_int("user_index", user_index, 0, 2**62)
         _check_batch_size(cfg, batch, layout_for(cfg).size)
         if world is not None:
-            _check_world(world, cfg)
-            if _fingerprint(world.calibration) != _fingerprint(cfg.resolved_calibration):
-                raise ValueError(
+            # the calibration first: it explains every other difference between the two configs
+            if _fingerprint(getattr(world, "calibration", None)) != _fingerprint(
+                cfg.resolved_calibration
+            ):
+                raise ConfigError(
                     f"a shared world must have the same calibration (the world's: "
-                    f"{world.cfg.calibration!r}, this env's: {cfg.calibration!r})"
+                    f"{getattr(getattr(world, 'cfg', None), 'calibration', None)!r}, this env's: "
+                    f"{cfg.calibration!r})"
                 )
+            _check_world(world, cfg)
         self.cfg = cfg
         self.batch = batch
         self.follower = world is not None
