@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="T",
         help="simulated steps (default: the fitted drift trajectory's length, in [200, 4000])",
     )
+    v.add_argument(
+        "--logging-policy",
+        choices=("uniform", "popularity"),
+        default=None,
+        help="how the simulated envs pick what to show (default: uniform for a log of "
+        "consumptions only, popularity-proportional for a log with impressions)",
+    )
     g = p.add_argument_group("columns of a log given as a path")
     g.add_argument("--user", default="user", help="user id column (default: user)")
     g.add_argument("--item", default="item", help="item id column (default: item)")
@@ -211,6 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             num_sim_users=args.sim_users,
             sim_steps=args.sim_steps,
+            policy=args.logging_policy,
         )
         done["report"] = str(out / "fidelity" / "report.md")
         done["targets"] = f"{result['targets_met']} / {result['targets_total']} met"

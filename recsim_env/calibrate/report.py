@@ -10,8 +10,7 @@ catalogue for each test user (training items excluded): recall@k, NDCG@k, AUC (s
 differences behind the targets.
 
 **Distributional fidelity** — logs simulated by the calibrated env and by the uncalibrated default
-env (:func:`recsim_env.calibrate.simulate.simulate_log`, popularity-proportional logging policy), and
-the training split itself (the ceiling: real data of the same users and period), each against the
+env (:func:`recsim_env.calibrate.simulate.simulate_log`), and the training split itself (the ceiling: real data of the same users and period), each against the
 held-out real log. What is compared, and why so:
 
 - item popularity: KS distance of the rank-frequency curves on normalised rank (the catalogue's
@@ -25,6 +24,13 @@ held-out real log. What is compared, and why so:
 - session length (interactions per session; in a simulated log, steps per session: one logged
   interaction is one simulator step, as the fit assumes) and return gap (in ticks: seconds /
   ``tick_seconds`` − 1 for the real log, ticks − 1 for a simulated one), KS;
+- the logging policy that serves both simulated envs "matches the log": for a log of consumptions
+  only (no impressions, as ML-100K) the fit scores each choice against *uniformly* sampled items, so
+  the fitted appeal already carries everything that made an item consumed more often, exposure
+  included; serving it with a popularity-proportional policy counts popularity twice (measured on
+  ML-100K: popularity KS 0.315 against 0.108 with the uniform policy). Logs with impressions are
+  served popularity-proportionally (the fit separated exposure from appeal there). ``policy=``
+  overrides it, for both envs alike;
 - drift: Pearson correlation of the per-window category-share changes (each log's own time span
   cut into the calibration's trajectory windows), distance ``1 − r``.
 
@@ -46,6 +52,8 @@ import numpy as np
 
 from recsim_env.calibrate import fidelity as F
 from recsim_env.calibrate.baselines import Scorer, make_scorers, positives
+from recsim_env.calibrate.simulate import POLICIES
+from recsim_env.validation import check_choice
 
 if TYPE_CHECKING:
     from recsim_env.data import InteractionLog
@@ -60,6 +68,7 @@ BOOTSTRAP_REPS = 1000
 DISTANCES = ("popularity_ks", "gini_gap", "category_tv", "activity_ks", "session_ks", "gap_ks")
 DRIFT = "drift_1_minus_r"
 LOGS = ("calibrated", "default", "train_split")
+_POLICY_TEXT = {"uniform": "uniform", "popularity": "popularity-proportional"}
 
 
 # ------------------------------------------------------------------------------ choice fidelity
@@ -295,6 +304,7 @@ def validate(
     num_windows: int | None = None,
     plots: bool = True,
     simulate: Callable[..., InteractionLog] | None = None,
+    policy: str | None = None,
 ) -> dict[str, Any]:
     """Fit on each user's first ``1 − test_frac`` of interactions, measure on the rest; write
     ``fidelity.json``, ``report.md`` and plots into ``out_dir`` and return the JSON's content.
@@ -373,8 +383,11 @@ def validate(
             "horizon": "lifetime",
         },
     }
+    if policy is None:  # the policy that matches how the fit saw the log (module docstring)
+        policy = "popularity" if "click" in log.interactions.columns else "uniform"
+    check_choice("policy", policy, POLICIES)
     sims = {
-        name: simulate(kw, policy="popularity", num_users=n_users, steps=steps, seed=seed)
+        name: simulate(kw, policy=policy, num_users=n_users, steps=steps, seed=seed)
         for name, kw in sim_kwargs.items()
     }
     sim_seconds = time.perf_counter() - t0
@@ -449,7 +462,7 @@ def validate(
         },
         "paired_recall": paired,
         "simulation": {
-            "policy": "popularity",
+            "policy": policy,
             "num_users": n_users,
             "steps": steps,
             "seed": seed,
@@ -670,7 +683,7 @@ def _markdown(r: dict[str, Any]) -> str:
         "## Distributional fidelity (distance from the held-out real log; 0 = identical)",
         "",
         f"Simulated logs: {sim['num_users']} concurrent users x {sim['steps']} steps, "
-        f"popularity-proportional logging policy, seed {sim['seed']}; sessions split at gaps > "
+        f"{_POLICY_TEXT[sim['policy']]} logging policy, seed {sim['seed']}; sessions split at gaps > "
         f"{sim['gap_seconds']:g} s ({sim['tick_seconds']:g} s per tick); drift over the first "
         f"{sim['num_windows']} trajectory windows ({sim['window_ticks']} ticks = "
         f"{sim['window_seconds']:g} s each; fewer than 2: not measured); popularity curves from "

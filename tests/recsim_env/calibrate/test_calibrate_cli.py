@@ -65,6 +65,9 @@ def test_cli_end_to_end_with_validate(log_files, tmp_path, capsys):
         assert e["num_users"] == res["split"]["test_users"]
     assert set(res["distributions"]) == {"calibrated", "default", "train_split"}
     assert res["simulation"]["steps"] == 150
+    # a log of consumptions only is served uniformly (its fitted appeal already holds exposure)
+    assert res["simulation"]["policy"] == "uniform"
+    assert "uniform logging policy" in (out / "fidelity" / "report.md").read_text()
     assert res["targets_total"] == len(res["targets"]) == 9
     for t in res["targets"]:
         assert t["met"] in (True, False, None)
@@ -120,3 +123,12 @@ def test_bad_options_are_usage_errors(argv, capsys):
         cli.main(argv)
     assert exc.value.code == 2
     assert "usage: recsim-calibrate" in capsys.readouterr().err
+
+
+def test_logging_policy_can_be_chosen(log_files, tmp_path):
+    out = tmp_path / "cal"
+    argv = [str(log_files / "log.csv"), "--user", "uid", "--item", "iid", "--timestamp", "ts"]
+    argv += ["--validate", "--out", str(out), "--sim-steps", "100", "--num-topics", "3"]
+    assert cli.main([*argv, "--logging-policy", "popularity"]) == 0
+    res = json.loads((out / "fidelity" / "fidelity.json").read_text())
+    assert res["simulation"]["policy"] == "popularity"
