@@ -56,8 +56,8 @@ import torch
 from agents.base import Info
 from agents.dqn.config import DQNConfig
 from agents.dqn.dqn import DQNAgent
-from agents.dqn.network import build_q_network
 from agents.drift_detection import ADWIN, DriftDetector, PageHinkley
+from agents.qlearning.network import build_q_network
 from recsim_env.validation import (
     check_bool,
     check_choice,

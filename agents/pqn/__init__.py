@@ -1,7 +1,22 @@
-"""Parallelised Q-learning (PQN): ``PQNAgent`` (pqn.py), its config and the Q(λ) targets."""
+"""Parallelised Q-learning (PQN): ``PQNAgent`` (pqn.py), its config and the Q(λ) targets.
 
-from agents.pqn.config import PQNConfig
-from agents.pqn.pqn import PQNAgent
-from agents.pqn.qlambda import q_lambda_targets
+Names are imported on first access, so that ``agents.pqn.config`` can be read without torch.
+"""
 
-__all__ = ["PQNAgent", "PQNConfig", "q_lambda_targets"]
+from typing import Any
+
+_LAZY = {
+    "PQNAgent": "agents.pqn.pqn",
+    "PQNConfig": "agents.pqn.config",
+    "q_lambda_targets": "agents.pqn.qlambda",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'agents.pqn' has no attribute {name!r}")

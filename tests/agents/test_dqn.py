@@ -13,7 +13,7 @@ import torch
 import recsim_env  # noqa: F401  (registers the ids)
 from agents.base import Agent, StepCallback, Transition, final_observations
 from agents.dqn import DQNAgent, DQNConfig, ReplayBuffer, build_q_network
-from agents.dqn.losses import (
+from agents.qlearning.losses import (
     adam_step,
     bootstrap_value,
     optimizer_step,
@@ -21,7 +21,7 @@ from agents.dqn.losses import (
     td_target,
     update_target,
 )
-from agents.dqn.schedules import epsilon_schedule, lr_schedule
+from agents.qlearning.schedules import epsilon_schedule, lr_schedule
 from recsim_env.observation import ObsLayout
 
 ENV_ID = "recsim_env/Stationary-v0"
