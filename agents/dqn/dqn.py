@@ -159,6 +159,10 @@ class DQNAgent(QLearner):
     ) -> None:
         self.replay.add(obs, actions, rewards, next_obs, terminated, truncated)
         self.observed_steps += self.num_envs
+        self._observed(rewards)
+
+    def _observed(self, rewards: np.ndarray) -> None:
+        """Called after each stored vector step (the adaptive DQN feeds its detector here)."""
 
     def update(self) -> dict[str, float]:
         """Target update and training round when due; metrics only when it trained."""
