@@ -35,7 +35,7 @@ class GreedyAgent(FeedbackAgent):
     def __init__(
         self,
         env: Any,
-        lr: float = 0.1,
+        lr: float = 0.5,
         l2: float = 0.0,
         target: str = "click",
         user_features: bool = True,
@@ -123,7 +123,7 @@ class EpsilonGreedyAgent(GreedyAgent):
         self,
         env: Any,
         epsilon: float = 0.1,
-        lr: float = 0.1,
+        lr: float = 0.5,
         l2: float = 0.0,
         target: str = "click",
         user_features: bool = True,
