@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE_ANALYSIS = ("schema", "series", "lifelong", "regimes", "stats")
-SHIMS = ("train", "compare", "bench_train", "bench_sim", "lifelong_metrics", "config_validation")
+SHIMS = ("train", "compare", "bench_train")
 TOOLS = ("experiments.tune", "experiments.bench", "experiments.quickstart")
 # module prefix -> prefixes it must never import
 FORBIDDEN = {
