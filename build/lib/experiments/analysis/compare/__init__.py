@@ -1,0 +1,1 @@
+"""``recsim-compare``: load runs → aggregate over seeds → plots → report (see :mod:`.cli`)."""

@@ -1,0 +1,222 @@
+"""The figures of a ``recsim-compare`` report: learning curves with drift events, the recovery
+curve after drift events (:mod:`.recovery_plot`), final metrics, heat maps over two swept keys
+(matplotlib's object API, no pyplot: no global state)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.analysis import stats
+from experiments.analysis.compare.aggregate import (
+    Settings,
+    _fmt_value,
+    _sort_key,
+    align_curves,
+    group_label,
+)
+from experiments.analysis.compare.load import Run
+from experiments.analysis.compare.recovery_plot import plot_recovery
+from experiments.analysis.schema import better, lower_is_better
+
+
+# ---------------------------------------------------------------------------------------- plots
+def _figure(
+    nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (7.0, 4.2)
+) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure  # no pyplot: no global state, the Agg canvas by default
+
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")
+
+
+def plot_all(
+    runs: list[Run], results: dict[str, Any], settings: Settings, out_dir: Path
+) -> dict[str, Any]:
+    completed = [r for r in runs if r.completed]
+    groups: dict[str, list[Run]] = {}
+    for run in completed:
+        groups.setdefault(group_label(run, settings.by), []).append(run)
+    figures: dict[str, Any] = {"curves": {}, "final_metrics": None, "heatmaps": []}
+    colors = _colors(len(results["group_order"]))
+    for key in settings.curves:
+        entry = _plot_curve(key, groups, results["group_order"], colors, settings, out_dir)
+        if entry:
+            figures["curves"][key] = entry
+    recovery = plot_recovery(
+        groups, results["group_order"], colors, settings.confidence, settings.seed, out_dir
+    )
+    if recovery is not None:
+        figures["recovery"] = recovery
+    if results["group_order"] and results["metrics"]:
+        figures["final_metrics"] = _plot_final(results, colors, out_dir)
+    if len(settings.by) >= 2 and results["group_order"]:
+        figures["heatmaps"] = _plot_heatmaps(results, settings, out_dir)
+    return figures
+
+
+def _colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(max(n, 1))]
+
+
+def _plot_curve(
+    key: str,
+    groups: Mapping[str, list[Run]],
+    order: Sequence[str],
+    colors: Sequence[Any],
+    settings: Settings,
+    out_dir: Path,
+) -> dict[str, Any] | None:
+    fig, axes = _figure()
+    ax = axes[0][0]
+    grids: dict[str, str] = {}
+    events: dict[int, int] = {}
+    n_runs = 0
+    plotted = False
+    for i, label in enumerate(order):
+        series = [s for s in (r.series(key) for r in groups[label]) if s is not None and len(s[0])]
+        if not series:
+            continue
+        steps, values, how = align_curves(series)
+        grids[label] = how
+        if len(steps) == 0:
+            continue
+        mean, lo, hi = stats.mean_band(
+            values, reps=1000, confidence=settings.confidence, rng=settings.seed
+        )
+        ax.plot(steps, mean, color=colors[i], label=f"{label} (n={len(series)})", linewidth=1.6)
+        if len(series) >= 2:
+            ax.fill_between(steps, lo, hi, color=colors[i], alpha=0.2, linewidth=0)
+        plotted = True
+        for run in groups[label]:
+            n_runs += 1
+            for s in set(run.drift_event_steps()):
+                events[s] = events.get(s, 0) + 1
+    if not plotted:
+        return None
+    for j, (step, count) in enumerate(sorted(events.items())):
+        ax.axvline(
+            step,
+            color="0.3",
+            linestyle="--",
+            linewidth=0.8,
+            alpha=0.15 + 0.6 * count / max(n_runs, 1),
+            label="drift event (darker: in more runs)" if j == 0 else None,
+        )
+    ax.set_xlabel("user-steps")
+    ax.set_ylabel(key)
+    ax.set_title(f"{key}: mean over seeds, {settings.confidence:.0%} bootstrap CI band")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    name = f"curve_{_slug(key)}.png"
+    fig.savefig(out_dir / name, dpi=110)
+    return {"file": name, "grid": grids, "drift_events": len(events)}
+
+
+def _plot_final(results: Mapping[str, Any], colors: Sequence[Any], out_dir: Path) -> str:
+    metrics = results["metrics"]
+    order = results["group_order"]
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = _figure(nrows, ncols, size=(4.6, 0.45 * len(order) + 1.6))
+    for idx, metric in enumerate(metrics):
+        ax = axes[idx // ncols][idx % ncols]
+        for i, label in enumerate(order):
+            entry = results["groups"][label]["metrics"][metric]
+            y = len(order) - 1 - i
+            if entry["n"] == 0:
+                continue
+            lo, hi = entry["ci_iqm"]
+            if lo is not None and hi is not None:
+                ax.plot(
+                    [lo, hi],
+                    [y, y],
+                    color=colors[i],
+                    linewidth=5,
+                    alpha=0.45,
+                    solid_capstyle="butt",
+                )
+            ax.plot([entry["iqm"]], [y], "o", color=colors[i], markersize=5)
+            ax.plot(entry["values"], [y] * len(entry["values"]), "|", color="0.2", markersize=8)
+        ax.set_yticks(range(len(order)), list(reversed(order)), fontsize=8)
+        ax.set_title(f"{metric} ({better(metric)})", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    for idx in range(len(metrics), nrows * ncols):
+        axes[idx // ncols][idx % ncols].set_visible(False)
+    fig.suptitle("IQM (dot), 95 % bootstrap CI (bar), seeds (ticks)", fontsize=10)
+    name = "final_metrics.png"
+    fig.savefig(out_dir / name, dpi=110)
+    return name
+
+
+def _plot_heatmaps(
+    results: Mapping[str, Any], settings: Settings, out_dir: Path
+) -> list[dict[str, Any]]:
+    metric = settings.heatmap_metric or results["metrics"][0]
+    kx, ky, rest = settings.by[0], settings.by[1], settings.by[2:]
+    groups = results["groups"]
+    facets: dict[tuple, list[str]] = {}
+    for label in results["group_order"]:
+        facet = tuple(_fmt_value(groups[label]["keys"][k]) for k in rest)
+        facets.setdefault(facet, []).append(label)
+    out = []
+    for facet, labels in facets.items():
+        xs = sorted({groups[g]["keys"][kx] for g in labels}, key=_sort_key)
+        ys = sorted({groups[g]["keys"][ky] for g in labels}, key=_sort_key)
+        grid = np.full((len(ys), len(xs)), np.nan)
+        counts = np.zeros((len(ys), len(xs)), dtype=int)
+        for g in labels:
+            entry = groups[g]["metrics"].get(metric)
+            if entry is None:
+                continue
+            j, i = xs.index(groups[g]["keys"][kx]), ys.index(groups[g]["keys"][ky])
+            grid[i, j] = np.nan if entry["iqm"] is None else entry["iqm"]
+            counts[i, j] = entry["n"]
+        fig, axes = _figure(size=(1.2 * len(xs) + 3, 0.8 * len(ys) + 2))
+        ax = axes[0][0]
+        cmap = "viridis_r" if lower_is_better(metric) else "viridis"
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                if not np.isfinite(grid[i, j]):
+                    ax.text(j, i, "–", ha="center", va="center", fontsize=8)
+                    continue
+                r, g, b, _ = image.cmap(image.norm(grid[i, j]))
+                color = (
+                    "k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w"
+                )  # readable on the cell
+                text = f"{grid[i, j]:.3g}\nn={counts[i, j]}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+        ax.set_xticks(range(len(xs)), [_fmt_value(x) for x in xs])
+        ax.set_yticks(range(len(ys)), [_fmt_value(y) for y in ys])
+        ax.set_xlabel(kx)
+        ax.set_ylabel(ky)
+        title = f"IQM {metric} over seeds"
+        if rest:
+            title += " | " + ", ".join(f"{k}={v}" for k, v in zip(rest, facet, strict=True))
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(image, ax=ax)
+        name = f"heatmap_{_slug(metric)}" + ("_" + _slug("_".join(facet)) if facet else "") + ".png"
+        fig.savefig(out_dir / name, dpi=110)
+        out.append(
+            {
+                "file": name,
+                "metric": metric,
+                "x": kx,
+                "y": ky,
+                "facet": dict(zip(rest, facet, strict=True)),
+            }
+        )
+    return out

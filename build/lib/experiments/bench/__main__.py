@@ -1,0 +1,7 @@
+"""``python -m experiments.bench`` = ``recsim-bench``."""
+
+import sys
+
+from experiments.bench.cli import main
+
+sys.exit(main())

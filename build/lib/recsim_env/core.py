@@ -1,0 +1,538 @@
+"""The batched simulator core: B users stepped at once with vectorised numpy.
+
+Both Gymnasium faces (``RecSimEnv``: B = 1, ``RecSimVectorEnv``: B users) are thin views of this
+class. Per-user randomness comes from :mod:`recsim_env.rng` keyed by (user slot, step counter), so
+user ``i`` of a vector env sees exactly what a single env with ``user_index=i`` sees.
+
+Order of one step at counter t: resolve the action on the candidates shown (click drawn at t) →
+user dynamics → world tick (clock, churn, drift; owners only) → drift pull → termination →
+counter t+1 → new candidates (drawn at t+1) → new users for ended sessions (drawn at t+1, same-step
+autoreset) → observation and ground truth for the new candidates.
+
+With ``returning_users`` (see :mod:`recsim_env.returning`) the termination step also decides, for
+every session that ended, whether and after which gap the user comes back (drawn at t from the
+slot's own return stream); a returning user replaces the "new user" of the autoreset (or, within a
+``horizon="lifetime"`` episode, continues in the same step).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from gymnasium.error import ClosedEnvironmentError, ResetNeeded
+
+from recsim_env import rng as crng
+from recsim_env.choice import (
+    engagement_if_clicked,
+    satisfaction_value,
+    scores,
+    sigmoid,
+    slate_click_probs,
+)
+from recsim_env.config import CATALOGUE_MAX_BYTES, SimConfig
+from recsim_env.observation import RETURNING_USER_FEATURES, ObsLayout
+from recsim_env.returning import Lifetimes, gap_mean, geometric_gap, return_prob
+from recsim_env.users import Users
+from recsim_env.validation import check_int, fail
+from recsim_env.world import World
+
+_KEY_USER, _KEY_CAND, _KEY_CLICK, _KEY_RETURN = 1, 2, 3, 4
+
+
+class ResetNeededError(ResetNeeded, RuntimeError):
+    """``step`` before the first ``reset`` (Gymnasium's ``ResetNeeded``, and a ``RuntimeError``)."""
+
+
+class ClosedEnvError(ClosedEnvironmentError, RuntimeError):
+    """``step``/``reset`` after ``close()`` (Gymnasium's ``ClosedEnvironmentError``, and a
+    ``RuntimeError``)."""
+
+
+BATCH_MAX_BYTES = CATALOGUE_MAX_BYTES  # the same documented cap for the per-user arrays
+
+
+def batch_bytes(cfg: SimConfig, obs_size: int) -> int:
+    """Approximate memory per user of a step: the observation three times (current, next,
+    ``final_obs``), per-candidate ground truth and indices, per-topic user state."""
+    return 12 * obs_size + 64 * cfg.num_candidates + 40 * cfg.num_topics + 200
+
+
+def _check_batch_size(cfg: SimConfig, batch: int, obs_size: int) -> None:
+    per_user = batch_bytes(cfg, obs_size)
+    if batch * per_user > BATCH_MAX_BYTES:
+        fail(
+            "num_envs",
+            batch,
+            f"at most {BATCH_MAX_BYTES // per_user} users for this config (about {per_user} "
+            f"bytes each, {BATCH_MAX_BYTES / 2**30:g} GiB in all)",
+        )
+
+
+def assert_finite(arrays: dict[str, Any], where: str, clock: int) -> None:
+    """Raise ``AssertionError`` naming the first non-finite float array (NaN/inf must never reach
+    an agent; the config bounds in :mod:`recsim_env.config` are what prevents it)."""
+    for name, value in arrays.items():
+        if isinstance(value, dict):
+            assert_finite(value, where, clock)
+        elif (
+            isinstance(value, np.ndarray)
+            and value.dtype.kind == "f"
+            and not np.isfinite(value).all()
+        ):
+            raise AssertionError(f"non-finite {name} in {where}() at clock {clock}")
+
+
+def _strides(m: int) -> np.ndarray:
+    """Strides coprime with M: an arithmetic progression with such a stride never repeats an item."""
+    cand = np.arange(1, max(m, 2))
+    return cand[np.gcd(cand, m) == 1] if m > 1 else np.array([1])
+
+
+def layout_for(cfg: SimConfig) -> ObsLayout:
+    """The observation layout of a configuration (see :mod:`recsim_env.observation`)."""
+    returning = cfg.returning_users
+    user_dim = cfg.num_topics + 2 + int(cfg.notify_drift)
+    if cfg.observability == "full":
+        user_dim += 2 * cfg.num_topics + 2
+    if returning:
+        user_dim += len(RETURNING_USER_FEATURES)
+    return ObsLayout(
+        cfg.num_candidates,
+        cfg.num_topics,
+        user_dim,
+        notify_drift=cfg.notify_drift,
+        full=cfg.observability == "full",
+        item_signals=returning,
+        embedding_dim=cfg.item_embedding_dim,
+        returning=returning,
+    )
+
+
+class BatchedCore:
+    def __init__(
+        self,
+        cfg: SimConfig,
+        batch: int,
+        *,
+        seed: int | None = None,
+        world: World | None = None,
+        user_index: int = 0,
+    ) -> None:
+        batch = check_int("num_envs", batch, 1)
+        user_index = check_int("user_index", user_index, 0, 2**62)
+        _check_batch_size(cfg, batch, layout_for(cfg).size)
+        if world is not None and world.cfg.num_items != cfg.num_items:
+            raise ValueError("a shared world must have the same catalogue size (num_items)")
+        self.cfg = cfg
+        self.batch = batch
+        self.follower = world is not None
+        self.world = world if world is not None else World(cfg, seed)
+        self.slots = np.arange(user_index, user_index + batch, dtype=np.uint64)
+        self.user_index = user_index
+        self.users = Users(cfg, batch)
+        self.returning = cfg.returning_users
+        self.lifetimes = Lifetimes(cfg, batch) if self.returning else None
+        self.layout = layout_for(cfg)
+        self.strides = _strides(cfg.num_items)
+        self._cand_offsets = np.arange(cfg.num_candidates, dtype=np.int64)
+        self._rows = np.arange(batch)
+        self.counter = 0
+        self._set_keys(self.world.seed)
+        self.candidates = np.zeros((batch, cfg.num_candidates), np.int64)
+        self.obs = np.zeros((batch, self.layout.size), np.float32)
+        self.ready = False  # reset() (or load_state_dict) done: there is something to act on
+        self.closed = False
+        # NaN/inf guard on everything an agent receives; off by default (measured +10–15 % per step
+        # at B = 4096), on under the tests (tests/recsim_env/conftest.py sets RECSIM_CHECK_FINITE=1)
+        self.check_finite = os.environ.get("RECSIM_CHECK_FINITE", "") not in ("", "0")
+
+    def close(self) -> None:
+        """Mark the core closed: any later ``reset``/``step`` is an error (its state is kept)."""
+        self.closed = True
+
+    def check_usable(self, what: str) -> None:
+        if self.closed:
+            raise ClosedEnvError(f"{what}() called on a closed environment: make a new one")
+        if not self.ready and what == "step":
+            raise ResetNeededError("call reset() before step()")
+
+    # ------------------------------------------------------------------------------ seeding
+    def _set_keys(self, seed: int) -> None:
+        salt = 1 if self.follower else 0  # evaluation users are never the training users
+        streams = (_KEY_USER, _KEY_CAND, _KEY_CLICK) + ((_KEY_RETURN,) if self.returning else ())
+        self._keys = [crng.derive_key(seed, salt, k) for k in streams]
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """New users for every slot (or, with returning users, the next session of a user whose
+        return is pending). With a seed an owner re-creates its world (clock 0)."""
+        self.check_usable("reset")
+        if seed is not None:
+            if not self.follower:
+                self.world.reset(seed)
+            self.counter = 0
+            self._set_keys(seed if self.follower else self.world.seed)
+            if self.returning:
+                self.lifetimes.pending[:] = False
+        self._draw_candidates()
+        self._next_users(self._rows)
+        self._observe(self._rows)
+        info = self._candidate_info()
+        self.ready = True
+        if self.check_finite:
+            assert_finite({"observation": self.obs, **info}, "reset", self.world.clock)
+        return self.obs, info
+
+    # ------------------------------------------------------------------------------ step
+    def step(self, actions: np.ndarray, *, autoreset: bool = True):
+        if self.closed or not self.ready:
+            self.check_usable("step")
+        cfg, users, cat = self.cfg, self.users, self.world.catalogue
+        rows = self._rows
+        u = crng.uniforms(self._keys[2], self.slots, self.counter, 1)[:, 0]
+        if cfg.slate_mode:
+            slate = actions
+            slate_scores = np.take_along_axis(self._scores, slate, axis=1)
+            probs = slate_click_probs(cfg, slate_scores)  # (B, k)
+            cum = np.cumsum(probs, axis=1)
+            pos = (u[:, None] >= cum).sum(axis=1)  # k means "no click"
+            clicked = pos < cfg.slate_size
+            pos = np.minimum(pos, cfg.slate_size - 1)
+            chosen = slate[rows, pos]
+            slate_eng = np.take_along_axis(self._eng, slate, axis=1)
+            value = (probs * (slate_eng if cfg.reward == "engagement" else 1.0)).sum(axis=1)
+            regret = np.maximum(self._best_value - value, 0.0)
+            shown_items = np.take_along_axis(self.candidates, slate, axis=1)
+            shown_topics = cat.topics[shown_items].mean(axis=1)
+        else:
+            chosen = actions
+            clicked = u < self._click_prob[rows, chosen]
+            regret = self._best_value - self._expected[rows, chosen]
+            shown_topics = None
+            pos = np.zeros(self.batch, np.int64)
+        item = self.candidates[rows, chosen]
+        topics = cat.topics[item]
+        # read before the world tick: churn may replace the item in its catalogue slot
+        item_length = cat.length[item] if self.returning else None
+        engagement = np.where(clicked, self._eng[rows, chosen], 0.0).astype(np.float32)
+        reward = engagement if cfg.reward == "engagement" else clicked.astype(np.float32)
+        users.consume(
+            clicked,
+            topics if shown_topics is None else shown_topics,
+            topics,
+            cat.quality[item],
+            cat.appeal[item],
+            reward,
+        )
+
+        event = False if self.follower else self.world.tick()
+        users.pull_towards(self.world.drift.mean, cfg.drift_pull)
+        terminated = users.budget <= 0.0
+        truncated = (users.session_step >= cfg.max_session_steps) & ~terminated
+        life: dict[str, np.ndarray] = {}
+        if self.returning:
+            longterm_regret = self._longterm_regret(actions, chosen)
+            terminated, truncated, life = self._lifetime_step(
+                terminated, truncated, reward, clicked, engagement, item_length
+            )
+            life["longterm_regret"] = longterm_regret
+        self.counter += 1
+        self._draw_candidates()
+        if self.returning and cfg.horizon == "lifetime":
+            # a return inside a lifetime episode is no episode boundary: the next session starts now
+            back = np.flatnonzero(life["returned"])
+            if len(back):
+                self.lifetimes.come_back(users, back, self.world.drift.mean)
+        self._observe(rows)
+        info = {
+            "clicked": clicked,
+            # which slate position was clicked (-1: none); observable feedback, not ground truth
+            "clicked_position": np.where(clicked, pos, -1),
+            "engagement": engagement,
+            "regret": regret.astype(np.float32),
+            "drift_event": np.full(self.batch, event),
+            "drift_phase": np.full(self.batch, self.world.drift.phase, np.int64),
+            "clock": np.full(self.batch, self.world.clock, np.int64),
+        }
+        info.update(life)
+        done = terminated | truncated
+        if autoreset and done.any():
+            ended = np.flatnonzero(done)
+            # np.zeros is calloc'd (lazily zeroed pages): only the ended rows are really written.
+            final_obs = np.zeros(self.obs.shape, np.float32)
+            final_obs[ended] = self.obs[ended]
+            final_info = {}
+            for key, value in self._candidate_arrays().items():
+                final_info[key] = np.zeros(value.shape, value.dtype)
+                final_info[key][ended] = value[ended]
+            if self.returning and cfg.horizon == "lifetime":
+                lt = self.lifetimes
+                final_info["episode_return"] = np.where(done, lt.lifetime_return, 0.0)
+                final_info["episode_length"] = np.where(done, lt.lifetime_steps, 0)
+            else:
+                final_info["episode_return"] = np.where(done, users.session_return, 0.0)
+                final_info["episode_length"] = np.where(done, users.session_step, 0)
+            if self.returning:
+                final_info.update(self._lifetime_final_info(life["lifetime_end"]))
+            self._next_users(ended)
+            self._observe(ended)
+            info["final_obs"], info["_final_obs"] = final_obs, done
+            info["final_info"], info["_final_info"] = final_info, done
+        info.update(self._candidate_info())
+        if self.check_finite:
+            assert_finite(
+                {"observation": self.obs, "reward": reward, **info}, "step", self.world.clock
+            )
+        return self.obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------------------ internals
+    def _draw_candidates(self) -> None:
+        u = crng.uniforms(self._keys[1], self.slots, self.counter, 2)
+        m = self.cfg.num_items
+        start = (u[:, 0] * m).astype(np.int64)
+        stride = self.strides[(u[:, 1] * len(self.strides)).astype(np.int64)]
+        self.candidates = (start[:, None] + stride[:, None] * self._cand_offsets) % m
+
+    def _next_users(self, rows: np.ndarray) -> None:
+        """Start the next episode of ``rows``: a returning user's next session, else a new user."""
+        if not self.returning:
+            self._spawn(rows)
+            return
+        lt = self.lifetimes
+        pending = lt.pending[rows]
+        back, new = rows[pending], rows[~pending]
+        if len(back):
+            lt.come_back(self.users, back, self.world.drift.mean)
+        if len(new):
+            self._spawn(new)
+            lt.start(new)
+
+    def _lifetime_step(self, terminated, truncated, reward, clicked, engagement, item_length):
+        """Returning users: after a step, decide who comes back, when, and where episodes end."""
+        cfg, lt, users = self.cfg, self.lifetimes, self.users
+        session_end = terminated | truncated
+        completion = np.where(clicked, engagement / (2.0 * item_length), 0.0)
+        lt.served(reward, clicked, completion.astype(np.float32))
+        cap = lt.user_time >= cfg.lifetime_ticks
+        n = self.batch
+        comes_back = np.zeros(n, bool)
+        gap = np.zeros(n, np.int64)
+        p_return = np.zeros(n, np.float32)
+        ended = np.flatnonzero(session_end)
+        if len(ended):
+            u = crng.uniforms(self._keys[3], self.slots[ended], self.counter, 3)
+            sigma = users.satisfaction[ended]
+            p = return_prob(cfg, sigma)
+            p_return[ended] = p
+            comes_back[ended] = u[:, 0] < p
+            gap[ended] = geometric_gap(gap_mean(cfg, sigma), u[:, 1])
+            lt.pending_budget[ended] = u[:, 2]
+        returned = comes_back & (lt.user_time + gap < cfg.lifetime_ticks)
+        churned = session_end & ~comes_back
+        lifetime_end = churned | cap | (comes_back & ~returned)
+        gap = np.where(returned, gap, 0)
+        lt.pending_gap[returned] = gap[returned]
+        lt.pending[returned] = True
+        if cfg.horizon == "session":
+            truncated = (truncated | cap) & ~terminated
+        else:
+            terminated = churned
+            truncated = lifetime_end & ~churned
+        info = {
+            "session_end": session_end,
+            "returned": returned,
+            "churned": churned,
+            "lifetime_end": lifetime_end,
+            "gap": gap,
+            "return_prob": p_return,
+            "user_time": lt.user_time.copy(),
+            "session_index": lt.visits.copy(),
+            "lifetime_return": lt.lifetime_return.copy(),
+        }
+        return terminated, truncated, info
+
+    def _lifetime_final_info(self, lifetime_end: np.ndarray) -> dict[str, np.ndarray]:
+        lt = self.lifetimes
+        return {
+            "lifetime_end": lifetime_end.copy(),
+            "lifetime_return": np.where(lifetime_end, lt.lifetime_return, 0.0),
+            "lifetime_length": np.where(lifetime_end, lt.lifetime_steps, 0),
+            "lifetime_sessions": np.where(lifetime_end, lt.visits, 0),
+            "lifetime_time": np.where(
+                lifetime_end, np.minimum(lt.user_time, self.cfg.lifetime_ticks), 0
+            ),
+        }
+
+    def _longterm_regret(self, actions: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """Long-term regret of the action just taken under the reference score (≥ 0)."""
+        rows = self._rows
+        if not self.cfg.slate_mode:
+            value = self._lt_value[rows, chosen]
+        else:
+            probs = slate_click_probs(self.cfg, np.take_along_axis(self._scores, actions, axis=1))
+            value = (probs * np.take_along_axis(self._lt_gain, actions, axis=1)).sum(axis=1)
+        return np.maximum(self._lt_best - value, 0.0).astype(np.float32)
+
+    def _spawn(self, rows: np.ndarray) -> None:
+        k = self.cfg.num_topics
+        u = crng.uniforms(self._keys[0], self.slots[rows], self.counter, 2 * k + 1)
+        noise = crng.box_muller(u[:, :k], u[:, k : 2 * k])
+        self.users.spawn(rows, self.world.drift.new_user_mean, noise, u[:, 2 * k])
+
+    def _observe(self, rows: np.ndarray) -> None:
+        """Write observation rows and the ground truth of their candidates."""
+        cfg, cat, users, lay = self.cfg, self.world.catalogue, self.users, self.layout
+        every = len(rows) == self.batch
+        if every:
+            self.obs = np.empty_like(self.obs)  # a fresh array each step: agents may keep it
+            cand = self.candidates
+        else:
+            cand = self.candidates[rows]
+        obs = self.obs
+        obs_rows = obs if every else np.empty((len(rows), lay.size), np.float32)
+        # Gather item features straight into the observation buffer (no intermediate copy).
+        items = obs_rows[:, : lay.items_size].reshape(len(rows), lay.num_candidates, lay.item_dim)
+        np.take(cat.features, cand, axis=0, out=items, mode="clip")
+        k, o = cfg.num_topics, lay.items_size
+        obs_rows[:, o : o + k] = users.history[rows]
+        obs_rows[:, o + k] = users.ctr[rows]
+        obs_rows[:, o + k + 1] = users.session_step[rows] / cfg.max_session_steps
+        o += k + 2
+        if cfg.notify_drift:
+            obs_rows[:, o] = float(self.world.last_event and not self.follower)
+            o += 1
+        if cfg.observability == "full":
+            obs_rows[:, o : o + k] = users.interest[rows]
+            obs_rows[:, o + k : o + 2 * k] = users.fatigue[rows] / cfg.fatigue_max
+            obs_rows[:, o + 2 * k] = users.satisfaction[rows]
+            obs_rows[:, o + 2 * k + 1] = np.clip(users.budget[rows] / cfg.budget_max, 0.0, 1.0)
+            o += 2 * k + 2
+        if self.returning:
+            obs_rows[:, o : o + len(RETURNING_USER_FEATURES)] = self.lifetimes.features(rows)
+        if not every:
+            obs[rows] = obs_rows
+        # Ground truth for these candidates (never in the observation).
+        s = scores(cfg, items[..., :k], cat.appeal[cand], users.interest[rows], users.fatigue[rows])
+        p = sigmoid(s - cfg.click_threshold)
+        eng = engagement_if_clicked(
+            cfg, cat.length[cand], cat.quality[cand], users.satisfaction[rows]
+        )
+        expected = p * eng if cfg.reward == "engagement" else p
+        if every:
+            self._scores, self._click_prob, self._eng, self._expected = s, p, eng, expected
+        else:
+            self._scores[rows], self._click_prob[rows], self._eng[rows], self._expected[rows] = (
+                s,
+                p,
+                eng,
+                expected,
+            )
+        self._oracle_rows(rows, s, eng, expected, every)
+        if self.returning:
+            value = satisfaction_value(cfg, cat.quality[cand], cat.appeal[cand])
+            gain = (eng if cfg.reward == "engagement" else 1.0) + cfg.longterm_weight * value
+            self._longterm_rows(rows, s, p, gain, every)
+
+    def _longterm_rows(self, rows, s, p, gain, every) -> None:
+        """The long-term reference (``oracle_longterm``): score ``p·(e + λ·v)`` per candidate, its
+        best action and value; the slate version mirrors :meth:`_oracle_rows`."""
+        cfg = self.cfg
+        value = p * gain
+        if not cfg.slate_mode:
+            action = value.argmax(axis=1)
+            best = value[np.arange(len(rows)), action]
+        else:
+            k = cfg.slate_size
+            top = np.argpartition(-value, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(value, top, axis=1), axis=1, kind="stable")
+            action = np.take_along_axis(top, order, axis=1)
+            probs = slate_click_probs(cfg, np.take_along_axis(s, action, axis=1))
+            best = (probs * np.take_along_axis(gain, action, axis=1)).sum(axis=1)
+        if every:
+            self._lt_value, self._lt_gain, self._lt_action, self._lt_best = (
+                value,
+                gain,
+                action,
+                best,
+            )
+        else:
+            self._lt_value[rows], self._lt_gain[rows] = value, gain
+            self._lt_action[rows], self._lt_best[rows] = action, best
+
+    def _oracle_rows(self, rows, s, eng, expected, every) -> None:
+        cfg = self.cfg
+        if not cfg.slate_mode:
+            oracle = expected.argmax(axis=1)
+            best = expected[np.arange(len(rows)), oracle]
+        else:
+            # Top-k by stand-alone expected reward, best first: an approximation of the best MNL
+            # slate (exact for k = 1); regret is clipped at 0 should a chosen slate beat it.
+            k = cfg.slate_size
+            top = np.argpartition(-expected, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(expected, top, axis=1), axis=1, kind="stable")
+            oracle = np.take_along_axis(top, order, axis=1)
+            probs = slate_click_probs(cfg, np.take_along_axis(s, oracle, axis=1))
+            gain = np.take_along_axis(eng, oracle, axis=1) if cfg.reward == "engagement" else 1.0
+            best = (probs * gain).sum(axis=1)
+        if every:
+            self._oracle, self._best_value = oracle, best
+        else:
+            self._oracle[rows], self._best_value[rows] = oracle, best
+
+    def _candidate_arrays(self) -> dict[str, np.ndarray]:
+        """Ground truth about the candidates now observed (internal arrays, not copies)."""
+        arrays = {
+            "click_prob": self._click_prob,
+            "expected_reward": self._expected,
+            "oracle_action": self._oracle,
+        }
+        if self.returning:
+            arrays["longterm_value"] = self._lt_value
+            arrays["longterm_action"] = self._lt_action
+        return arrays
+
+    def _candidate_info(self) -> dict[str, np.ndarray]:
+        """Copies for ``info``: the core overwrites its arrays in place on autoreset."""
+        return {key: value.copy() for key, value in self._candidate_arrays().items()}
+
+    # ------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "counter": self.counter,
+            "keys": [int(k) for k in self._keys],
+            "users": self.users.state_dict(),
+            "candidates": self.candidates.copy(),
+            "obs": self.obs.copy(),
+        }
+        if not self.follower:
+            state["world"] = self.world.state_dict()
+        if self.returning:
+            state["lifetimes"] = self.lifetimes.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (e.g. read back with ``recsim_env.state_io.load_tree``).
+        A state of another configuration or batch size is a ``ValueError`` before anything is
+        changed."""
+        candidates = np.array(state["candidates"], np.int64)
+        if candidates.shape != (self.batch, self.cfg.num_candidates) or (
+            candidates.size and not 0 <= candidates.min() <= candidates.max() < self.cfg.num_items
+        ):
+            raise ValueError(
+                f"inconsistent simulator state: candidates of shape {candidates.shape} for an "
+                f"env of num_envs={self.batch}, num_candidates={self.cfg.num_candidates}, "
+                f"num_items={self.cfg.num_items}"
+            )
+        if "world" in state and not self.follower:
+            self.world.load_state_dict(state["world"])
+        self.counter = int(state["counter"])
+        self._keys = [np.uint64(k) for k in state["keys"]]
+        self.users.load_state_dict(state["users"])
+        if self.returning:
+            self.lifetimes.load_state_dict(state["lifetimes"])
+        self.candidates = candidates
+        self._observe(self._rows)
+        if not np.array_equal(self.obs, state["obs"]):
+            raise ValueError("inconsistent simulator state: the observation does not match")
+        self.ready = True

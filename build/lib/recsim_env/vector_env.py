@@ -1,0 +1,107 @@
+"""``RecSimVectorEnv``: B users stepped at once by the batched core (Gymnasium ``VectorEnv``).
+
+Autoreset is ``SAME_STEP`` (as in SB3): when user ``i``'s session ends, row ``i`` of the returned
+observation is already the next user's first observation and ``info["final_obs"][i]`` holds the
+true last one (``info["_final_obs"]`` marks the rows). Unlike Gymnasium's object arrays,
+``final_obs`` is a dense ``(B, obs_dim)`` float32 array (zeros in unmarked rows), so no per-user
+Python objects are built on the step path; ``final_info`` is a dict of ``(B, ...)`` arrays the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from recsim_env.config import SimConfig
+from recsim_env.core import BatchedCore
+from recsim_env.render import render_ansi, render_rgb
+from recsim_env.spaces import (
+    InvalidRenderModeError,
+    action_space,
+    observation_space,
+    validate_actions,
+)
+from recsim_env.validation import check_int
+from recsim_env.world import World
+
+
+class RecSimVectorEnv(VectorEnv):
+    metadata = {
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        render_mode: str | None = None,
+        world: World | None = None,
+        user_index: int = 0,
+        max_episode_steps: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if max_episode_steps is not None:
+            kwargs.setdefault("max_session_steps", max_episode_steps)
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise InvalidRenderModeError(
+                f"invalid render_mode={render_mode!r}: expected None or one of {self.metadata['render_modes']}"
+            )
+        self.config = SimConfig.from_kwargs(**kwargs)
+        self.core = BatchedCore(self.config, num_envs, world=world, user_index=user_index)
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.obs_layout = self.core.layout
+        self.single_observation_space = observation_space(self.config, self.obs_layout)
+        self.single_action_space = action_space(self.config)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        # what Gymnasium's own vector envs expose (TorchRL's GymWrapper reads it)
+        self.autoreset_mode = AutoresetMode.SAME_STEP
+
+    @property
+    def world(self) -> World:
+        """Catalogue, drift and clock; pass it as ``world=`` to build an evaluation follower."""
+        return self.core.world
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        self.core.check_usable("reset")
+        if isinstance(seed, list | tuple):  # Gymnasium allows one seed per sub-env; one world here
+            seed = seed[0]
+        seed = check_int("seed", seed, 0, optional=True)  # numpy integers too
+        super().reset(seed=seed)
+        obs, info = self.core.reset(seed)
+        return obs, info
+
+    def step(self, actions):
+        if self.core.closed or not self.core.ready:  # before validating the actions
+            self.core.check_usable("step")
+        actions = validate_actions(self.config, actions, self.num_envs)
+        return self.core.step(actions, autoreset=True)
+
+    def render(self) -> str | tuple[np.ndarray, ...] | None:
+        """``ansi``: a text view of the first user; ``rgb_array``: one image per user (Gymnasium's
+        vector convention)."""
+        if self.render_mode == "ansi":
+            return render_ansi(self.core)
+        if self.render_mode == "rgb_array":
+            return tuple(render_rgb(self.core, row) for row in range(self.num_envs))
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (world unless a follower, users, counters)."""
+        return self.core.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.core.load_state_dict(state)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """``close()``: any later ``step``/``reset`` raises ``ClosedEnvironmentError``."""
+        self.core.close()
+
+    def __repr__(self) -> str:
+        return f"RecSimVectorEnv(num_envs={self.num_envs}, drift={self.config.drift!r})"
