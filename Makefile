@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# mypy over recsim_env, agents and experiments/run (settings and the per-module baseline of older
+# mypy over recsim_env, agents and experiments (settings and the per-module baseline of older
 # errors: [tool.mypy] in pyproject.toml)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

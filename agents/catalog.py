@@ -77,7 +77,7 @@ def _resolve(path: str) -> Any:
 def _signature_defaults(cls: type) -> dict[str, Any]:
     """Keyword defaults of ``cls.__init__`` (parameters without a default, such as ``env``, and
     ``**kwargs`` are left out)."""
-    params = inspect.signature(cls.__init__).parameters.values()
+    params = inspect.signature(cls).parameters.values()
     return {
         p.name: p.default
         for p in params

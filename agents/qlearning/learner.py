@@ -19,6 +19,7 @@ import torch
 
 from agents.base import OnlineAgent
 from agents.qlearning.acting import EnvSpec, parse_action_space, resolve_device, score_all
+from agents.qlearning.network import CandidateQNetwork, MlpQNetwork
 from agents.qlearning.schedules import ScheduledLearner
 
 if TYPE_CHECKING:
@@ -37,18 +38,18 @@ class QLearner(ScheduledLearner, OnlineAgent):
 
     config_class: ClassVar[type[Any]]
     config: Any
-    q_net: torch.nn.Module
+    q_net: CandidateQNetwork | MlpQNetwork
     _rows_per_user: int
 
     def __init__(self, env: Any, config: QConfig | None = None, **hyperparameters: Any) -> None:
         cls = self.config_class
-        if config is None:
-            config = cls.from_dict(hyperparameters)
+        cfg: Any = config
+        if cfg is None:
+            cfg = cls.from_dict(hyperparameters)
         elif hyperparameters:
-            config = cls.from_dict({**config.to_dict(), **hyperparameters})
-        assert config is not None
-        super().__init__(env, seed=config.seed)  # type: ignore[call-arg]
-        self.config = cfg = config
+            cfg = cls.from_dict({**cfg.to_dict(), **hyperparameters})
+        super().__init__(env, seed=cfg.seed)
+        self.config = cfg
         self._hparams = cfg.to_dict()
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
