@@ -5,7 +5,17 @@ and offline pre-training live in :mod:`agents.qlearning`.
 Names are imported on first access, so that ``agents.dqn.config`` can be read without torch.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from agents.lazy import lazy_attributes
+
+if TYPE_CHECKING:  # the real names for type checkers
+    from agents.dqn.adaptive import AdaptiveConfig, AdaptiveDQNAgent
+    from agents.dqn.config import DQNConfig
+    from agents.dqn.dqn import DQNAgent
+    from agents.dqn.replay import ReplayBatch, ReplayBuffer
+    from agents.qlearning.network import CandidateQNetwork, MlpQNetwork, build_q_network
+    from agents.qlearning.schedules import LinearSchedule
 
 _LAZY = {
     "AdaptiveConfig": "agents.dqn.adaptive",
@@ -20,12 +30,18 @@ _LAZY = {
     "build_q_network": "agents.qlearning.network",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "AdaptiveConfig",
+    "AdaptiveDQNAgent",
+    "CandidateQNetwork",
+    "DQNAgent",
+    "DQNConfig",
+    "LinearSchedule",
+    "MlpQNetwork",
+    "ReplayBatch",
+    "ReplayBuffer",
+    "build_q_network",
+]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agents.dqn' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

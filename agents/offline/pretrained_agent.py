@@ -107,7 +107,9 @@ class PretrainedDQN(DQNAgent):
         return collect_dataset(log_env, policy, p["behaviour_steps"], seed=self.seed)
 
     @classmethod
-    def load(cls, path: str | Path, env: Any = None, **overrides: Any) -> DQNAgent:
+    def load(  # type: ignore[override]  # deliberately a plain DQNAgent, not this class
+        cls, path: str | Path, env: Any = None, **overrides: Any
+    ) -> DQNAgent:
         """A saved pre-trained agent is a plain DQN (its pre-training lives in the weights), so
         loading never logs or pre-trains again."""
         return DQNAgent.load(path, env, **overrides)

@@ -3,7 +3,14 @@
 Names are imported on first access, so that ``agents.pqn.config`` can be read without torch.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from agents.lazy import lazy_attributes
+
+if TYPE_CHECKING:  # the real names for type checkers
+    from agents.pqn.config import PQNConfig
+    from agents.pqn.pqn import PQNAgent
+    from agents.pqn.qlambda import q_lambda_targets
 
 _LAZY = {
     "PQNAgent": "agents.pqn.pqn",
@@ -11,12 +18,11 @@ _LAZY = {
     "q_lambda_targets": "agents.pqn.qlambda",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "PQNAgent",
+    "PQNConfig",
+    "q_lambda_targets",
+]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agents.pqn' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

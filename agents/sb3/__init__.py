@@ -5,7 +5,19 @@ Names are imported on first access: ``agents.sb3.hparams`` (the adapters' defaul
 without importing SB3 and torch; the simulator and ``agents`` itself never import them.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from agents.lazy import lazy_attributes
+
+if TYPE_CHECKING:  # the real names for type checkers
+    from agents.sb3.adapters import SB3A2C, SB3DQN, SB3PPO, SB3QRDQN, SB3Agent, as_sb3_env
+    from agents.sb3.bridge import (
+        SB3_KEY_ALIASES,
+        StepCallbackBridge,
+        StepCallbackOutputFormat,
+        batch_infos,
+        transition_from_sb3,
+    )
 
 _LAZY = {
     **dict.fromkeys(
@@ -23,12 +35,19 @@ _LAZY = {
     ),
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "SB3A2C",
+    "SB3DQN",
+    "SB3PPO",
+    "SB3QRDQN",
+    "SB3_KEY_ALIASES",
+    "SB3Agent",
+    "StepCallbackBridge",
+    "StepCallbackOutputFormat",
+    "as_sb3_env",
+    "batch_infos",
+    "transition_from_sb3",
+]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agents.sb3' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

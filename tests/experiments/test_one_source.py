@@ -52,7 +52,11 @@ def test_agent_yaml_holds_no_default(path):
 def test_env_yaml_is_a_preset_of_the_one_schema(path):
     data = yaml.safe_load(path.read_text())
     assert data["defaults"] == ["/schema/env/recsim@_here_", "_self_"]
-    assert set(data) == {"defaults", "id"}  # a new env option is one id (and its own kwargs)
+    # a new env option is its id, and only the kwargs its env adds to the simulator's (all null)
+    assert set(data) <= {"defaults", "id", "kwargs"}
+    sim_fields = {f.name for f in dataclasses.fields(recsim_env.SimConfig)}
+    own = data.get("kwargs") or {}
+    assert not sim_fields & set(own) and all(v is None for v in own.values())
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
@@ -100,7 +104,7 @@ def test_env_built_in_python_and_through_hydra_resolve_alike(name, compose_cfg):
         config = via_hydra.unwrapped.config
         assert config.to_dict() == via_python.unwrapped.config.to_dict()
         # every simulator parameter can be set as env.kwargs.NAME
-        assert set(env_cfg.kwargs) == {f.name for f in dataclasses.fields(recsim_env.SimConfig)}
+        assert set(env_cfg.kwargs) >= {f.name for f in dataclasses.fields(recsim_env.SimConfig)}
     finally:
         via_hydra.close()
         via_python.close()

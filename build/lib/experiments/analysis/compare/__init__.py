@@ -1,1 +1,0 @@
-"""``recsim-compare``: load runs → aggregate over seeds → plots → report (see :mod:`.cli`)."""

@@ -1,7 +1,0 @@
-"""``python -m experiments.tune`` = ``recsim-tune``."""
-
-import sys
-
-from experiments.tune.cli import main
-
-sys.exit(main())
