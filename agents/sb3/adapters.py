@@ -71,17 +71,7 @@ from recsim_env.sb3_vec_env import RecSimVecEnv
 log = logging.getLogger(__name__)
 Param = hp.Param
 
-COMMON_PARAMS: dict[str, Param] = {
-    "gamma": Param(0.99, hp.real(0.0, 1.0), 0.99),
-    "lr_schedule": Param("constant", hp.choice("constant", "linear"), "constant"),
-    "schedule_steps": Param(None, hp.integer(1, optional=True)),
-    "hidden_sizes": Param([64, 64], hp.hidden_sizes, [64, 64], "policy_kwargs.net_arch"),
-    "seed": Param(None, hp.integer(0, optional=True), None),
-    "device": Param("auto", hp.device, "auto"),
-    "torch_threads": Param(1, hp.integer(1), None),
-    "verbose": Param(0, hp.choice(0, 1, 2), 0),
-    "sb3_kwargs": Param({}, hp.mapping),
-}
+COMMON_PARAMS = hp.COMMON_PARAMS
 
 # keys the adapters set themselves: sb3_kwargs must not set them behind the uniform names' back
 _RESERVED_SB3_KWARGS = {
@@ -415,21 +405,7 @@ class SB3Agent:
 
 
 # ---------------------------------------------------------------------------- value-based
-_DQN_PARAMS: dict[str, Param] = {
-    "lr": Param(1e-4, hp.real(0.0, lo_open=True), 1e-4, "learning_rate"),
-    "epsilon_start": Param(1.0, hp.real(0.0, 1.0), 1.0, "exploration_initial_eps"),
-    "epsilon_end": Param(0.05, hp.real(0.0, 1.0), 0.05, "exploration_final_eps"),
-    "exploration_fraction": Param(0.1, hp.real(0.0, 1.0), 0.1, "exploration_fraction"),
-    "batch_size": Param(32, hp.integer(1), 32),
-    "buffer_size": Param(100_000, hp.integer(1), 1_000_000),
-    "learning_starts": Param(100, hp.integer(0), 100),
-    "train_freq": Param(4, hp.train_freq, 4),
-    "gradient_steps": Param(1, hp.integer(1, also=(-1,)), 1),
-    "target_update_interval": Param(10_000, hp.integer(1), 10_000),
-    "n_steps": Param(1, hp.integer(1), 1),
-    "log_interval": Param(4, hp.integer(1), 4),
-    "save_replay_buffer": Param(False, hp.boolean),
-}
+_DQN_PARAMS = hp.DQN_PARAMS
 
 
 class _ValueBasedAgent(SB3Agent):
@@ -511,13 +487,7 @@ class SB3QRDQN(_ValueBasedAgent):
     """
 
     algorithm = QRDQN
-    params: ClassVar[dict[str, Param]] = {
-        **_DQN_PARAMS,
-        "lr": Param(5e-5, hp.real(0.0, lo_open=True), 5e-5, "learning_rate"),
-        "epsilon_end": Param(0.01, hp.real(0.0, 1.0), 0.01, "exploration_final_eps"),
-        "exploration_fraction": Param(0.005, hp.real(0.0, 1.0), 0.005, "exploration_fraction"),
-        "n_quantiles": Param(200, hp.integer(1), 200, "policy_kwargs.n_quantiles"),
-    }
+    params: ClassVar[dict[str, Param]] = hp.QRDQN_PARAMS
 
     def _sb3_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         kwargs = super()._sb3_kwargs(values)
@@ -558,16 +528,7 @@ class SB3PPO(SB3Agent):
     """
 
     algorithm = PPO
-    params: ClassVar[dict[str, Param]] = {
-        "lr": Param(3e-4, hp.real(0.0, lo_open=True), 3e-4, "learning_rate"),
-        "n_steps": Param(2048, hp.integer(1), 2048),
-        "batch_size": Param(64, hp.integer(2), 64),
-        "n_epochs": Param(10, hp.integer(1), 10),
-        "gae_lambda": Param(0.95, hp.real(0.0, 1.0), 0.95),
-        "clip_range": Param(0.2, hp.real(0.0, lo_open=True), 0.2),
-        "ent_coef": Param(0.0, hp.real(0.0), 0.0),
-        "log_interval": Param(1, hp.integer(1), 1),
-    }
+    params: ClassVar[dict[str, Param]] = hp.PPO_PARAMS
 
     def _algorithm_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -593,13 +554,7 @@ class SB3A2C(SB3Agent):
     """
 
     algorithm = A2C
-    params: ClassVar[dict[str, Param]] = {
-        "lr": Param(7e-4, hp.real(0.0, lo_open=True), 7e-4, "learning_rate"),
-        "n_steps": Param(5, hp.integer(1), 5),
-        "gae_lambda": Param(1.0, hp.real(0.0, 1.0), 1.0),
-        "ent_coef": Param(0.0, hp.real(0.0), 0.0),
-        "log_interval": Param(100, hp.integer(1), 100),
-    }
+    params: ClassVar[dict[str, Param]] = hp.A2C_PARAMS
 
     def _algorithm_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         return {k: values[k] for k in ("n_steps", "gae_lambda", "ent_coef")}

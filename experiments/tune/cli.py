@@ -14,7 +14,7 @@ sweep). The trial's
 override list is stored in the study (user attribute ``overrides``, with the ready-made ``command``):
 ``recsim-train <overrides>`` reproduces it exactly.
 
-Search spaces are YAML files in ``conf/tune/`` (``--space dqn``) or anywhere (``--space my.yaml``)::
+Search spaces are YAML files in ``experiments/tune/spaces/`` (``--space dqn``) or anywhere (``--space my.yaml``)::
 
     overrides: [agent=dqn]                  # fixed overrides that come with the space
     metric: online/reward                   # optional: the summary.json key to optimise
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--space",
         default="dqn",
-        help="a search space in conf/tune/ (name) or a YAML file (default: dqn)",
+        help="a search space in experiments/tune/spaces/ (name) or a YAML file (default: dqn)",
     )
     parser.add_argument("--study-name", default=None, help="default: the space's name")
     parser.add_argument(

@@ -311,3 +311,12 @@ def test_the_yaml_is_the_one_source_of_the_runner_defaults(compose_cfg):
     assert dataclasses.asdict(protocol) == OmegaConf.to_container(cfg.protocol, resolve=True)
     with pytest.raises(ConfigError, match=r"protocol\.ndcg_k"):
         validate(compose_cfg("~protocol.ndcg_k"))
+
+
+def test_tune_spaces_are_no_recsim_train_group():
+    """recsim-tune's search spaces live beside it, not in conf/ (where recsim-train --help would
+    offer them as a config group)."""
+    from experiments.tune.space import SPACE_DIR
+
+    assert not (CONF / "tune").exists()
+    assert {"dqn", "pqn", "linucb"} <= {p.stem for p in SPACE_DIR.glob("*.yaml")}
