@@ -54,7 +54,7 @@ AGENTS = {
 }
 # agents that need returning users (info["longterm_*"], observed item quality signals)
 LONGTERM_AGENTS = {"oracle_longterm", "longterm_rule"}
-ENVS = {"drifting", "stationary", "abrupt", "seasonal", "cold_start", "long_term"}
+ENVS = {"drifting", "stationary", "abrupt", "seasonal", "cold_start", "long_term", "movielens"}
 
 
 def options(group: str) -> list[str]:
