@@ -423,6 +423,11 @@ def validate(
         "default": profile(sims["default"], m_default, True),
     }
     dist = {name: distances(profiles["real_test"], profiles[name]) for name in LOGS}
+    # in-sample: the period the calibration was fitted on (what a fit can reproduce at all)
+    in_sample = {
+        name: distances(profiles["train_split"], profiles[name])
+        for name in ("calibrated", "default")
+    }
 
     # targets
     targets = []
@@ -477,6 +482,7 @@ def validate(
             "seconds": round(sim_seconds, 2),
         },
         "distributions": dist,
+        "distributions_in_sample": in_sample,
         "targets": targets,
         "targets_met": int(sum(t["met"] is True for t in targets)),
         "targets_total": len(targets),
@@ -704,6 +710,21 @@ def _markdown(r: dict[str, Any]) -> str:
             f"| {name} | {_fmt(d['calibrated'][name])} | {_fmt(d['default'][name])} | "
             f"{_fmt(d['train_split'][name])} |"
         )
+    if "distributions_in_sample" in r:
+        ins = r["distributions_in_sample"]
+        lines += [
+            "",
+            "### In sample: distance from the training split (the period the fit saw)",
+            "",
+            "What a calibration can reproduce at all; the targets above are on held-out time.",
+            "",
+            "| distance | calibrated | default |",
+            "|---|---|---|",
+        ]
+        for name in (*DISTANCES, DRIFT):
+            lines.append(
+                f"| {name} | {_fmt(ins['calibrated'][name])} | {_fmt(ins['default'][name])} |"
+            )
     lines += ["", "## Plots", ""]
     lines += [f"![{p}]({p})" for p in r.get("plots", [])]
     return "\n".join(lines) + "\n"

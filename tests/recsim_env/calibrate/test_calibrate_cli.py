@@ -64,6 +64,11 @@ def test_cli_end_to_end_with_validate(log_files, tmp_path, capsys):
         assert e["recall_ci95"][0] <= e["recall"] <= e["recall_ci95"][1]
         assert e["num_users"] == res["split"]["test_users"]
     assert set(res["distributions"]) == {"calibrated", "default", "train_split"}
+    assert set(res["distributions_in_sample"]) == {"calibrated", "default"}
+    # in sample, the reference is the training split (its Gini is the held-out table's "other")
+    ins = res["distributions_in_sample"]["calibrated"]
+    assert ins["gini_real"] == res["distributions"]["train_split"]["gini_other"]
+    assert ins["gini_other"] == res["distributions"]["calibrated"]["gini_other"]
     assert res["simulation"]["steps"] == 150
     # a log of consumptions only is served uniformly (its fitted appeal already holds exposure)
     assert res["simulation"]["policy"] == "uniform"
