@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -29,7 +29,7 @@ test: $(STAMP)
 # The slow tests include the Ray and SLURM (submitit) launchers: install those extras first.
 # (hydra-ray-launcher needs cloudpickle<3, so pip picks joblib<1.6 in this environment.)
 test-slow: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,ray,slurm]"
+	$(PY) -m pip install --quiet -e ".[all,dev,ray,slurm]"
 	$(PY) -m pytest -q -m slow --timeout=1800
 
 bench: $(STAMP)
@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# mypy over recsim_env, agents and experiments/run (settings and the per-module baseline of older
+# mypy over recsim_env, agents and experiments (settings and the per-module baseline of older
 # errors: [tool.mypy] in pyproject.toml)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

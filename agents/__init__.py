@@ -5,18 +5,12 @@
 baselines does not pay for importing torch.
 """
 
-from typing import Any
-
 from agents.base import Agent, OnlineAgent, StepCallback, Transition
+from agents.lazy import lazy_attributes
 
 _LAZY = {"DQNAgent": "agents.dqn", "PQNAgent": "agents.pqn"}
 
 __all__ = ["Agent", "DQNAgent", "OnlineAgent", "PQNAgent", "StepCallback", "Transition"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -88,8 +88,8 @@ class Catalogue:
         # candidates come from the first `available` items (all but a calibration's unborn ones)
         self.available = m
         self.strides = candidate_strides(m)
+        self.item_ids: np.ndarray | None = None  # the log's item id per slot (calibrated only)
         if calibration is None:
-            self.item_ids = None
             # Existing items were born before the clock started, so most have a mature signal.
             self._draw(
                 np.arange(m), rng, birth=-rng.integers(0, 4 * int(cfg.popularity_maturity) + 1, m)

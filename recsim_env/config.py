@@ -6,6 +6,11 @@ and what is allowed, before anything is built; an unknown kwarg raises
 :class:`UnknownParameterError` (also a ``TypeError``). Ranges include numeric bounds (below) that
 keep every derived float32 quantity finite, and a size cap that turns a would-be ``MemoryError``
 into such an error.
+
+``calibration`` (a directory written by ``recsim-calibrate`` / ``Calibration.save``, or a known name
+such as ``"movielens-100k"``; see :mod:`recsim_env.grounding`): the calibration's fitted ``params``
+are the defaults of the other fields (explicit kwargs override them), ``num_items``/``num_topics``
+are the calibration's, and ``item_churn`` must be 0 (the log's items arrive at their birth ticks).
 """
 
 from __future__ import annotations
@@ -266,6 +271,7 @@ class SimConfig:
                 "Calibration.save",
             )
         cal = self.resolved_calibration
+        assert cal is not None
         for name, size in (("num_items", cal.num_items), ("num_topics", cal.num_topics)):
             if getattr(self, name) != size:
                 fail(name, getattr(self, name), f"{size}, the {name} of calibration {cal.name!r}")

@@ -18,7 +18,9 @@ With a calibration (``SimConfig.calibration``, :mod:`recsim_env.grounding`) a ne
 user of the log, drawn by activity from one more counter-based uniform of its slot (so vector ≡
 single still holds), and ``info`` carries ``user_id`` ``(B,)`` and ``item_id`` ``(B, C)``, the log's
 ids of the user and the candidates of the returned observation (beside ``click_prob``; in
-``final_info`` for the rows that ended). A returning user stays the same real user.
+``final_info`` for the rows that ended). A returning user stays the same real user, and exogenous
+drift pulls each user towards its own interest moved as the population moved (not onto the
+population mean, see :meth:`BatchedCore._drift_target`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from recsim_env.config import CATALOGUE_MAX_BYTES, SimConfig
 from recsim_env.observation import RETURNING_USER_FEATURES, ObsLayout
 from recsim_env.returning import Lifetimes, gap_mean, geometric_gap, return_prob
 from recsim_env.users import Users
-from recsim_env.validation import check_int, fail
+from recsim_env.validation import ConfigError, check_int, fail
 from recsim_env.world import World
 
 _KEY_USER, _KEY_CAND, _KEY_CLICK, _KEY_RETURN = 1, 2, 3, 4
@@ -114,6 +116,32 @@ def layout_for(cfg: SimConfig) -> ObsLayout:
     )
 
 
+# the settings a World is built from (catalogue, drift): a follower must share them
+WORLD_FIELDS = (
+    "num_items", "num_topics", "item_embedding_dim", "drift", "item_churn", "returning_users",
+    "appeal_weight", "click_threshold", "freshness_scale", "interest_weight",
+    "popularity_maturity", "popularity_noise", "quality_appeal_corr", "quality_engagement",
+    "signal_maturity", "signal_noise", "topic_concentration",
+)  # fmt: skip
+
+
+def _check_world(world: Any, cfg: SimConfig) -> None:
+    """``world=`` of an env of another configuration is refused before anything is built."""
+    own = getattr(world, "cfg", None)
+    if own is None:
+        raise ConfigError(f"invalid world={world!r} (allowed: the .world of a RecSimVectorEnv)")
+    differ = [
+        f"{name}={getattr(own, name, None)!r} (this env: {getattr(cfg, name, None)!r})"
+        for name in WORLD_FIELDS
+        if getattr(own, name, None) != getattr(cfg, name, None)
+    ]
+    if differ:
+        raise ConfigError(
+            f"invalid world= (allowed: the world of an env with the same catalogue and drift "
+            f"settings): it was built with {', '.join(differ)}"
+        )
+
+
 class BatchedCore:
     def __init__(
         self,
@@ -127,15 +155,17 @@ class BatchedCore:
         batch = check_int("num_envs", batch, 1)
         user_index = check_int("user_index", user_index, 0, 2**62)
         _check_batch_size(cfg, batch, layout_for(cfg).size)
-        if world is not None and world.cfg.num_items != cfg.num_items:
-            raise ValueError("a shared world must have the same catalogue size (num_items)")
-        if world is not None and _fingerprint(world.calibration) != _fingerprint(
-            cfg.resolved_calibration
-        ):
-            raise ValueError(
-                f"a shared world must have the same calibration (the world's: "
-                f"{world.cfg.calibration!r}, this env's: {cfg.calibration!r})"
-            )
+        if world is not None:
+            # the calibration first: it explains every other difference between the two configs
+            if _fingerprint(getattr(world, "calibration", None)) != _fingerprint(
+                cfg.resolved_calibration
+            ):
+                raise ConfigError(
+                    f"a shared world must have the same calibration (the world's: "
+                    f"{getattr(getattr(world, 'cfg', None), 'calibration', None)!r}, this env's: "
+                    f"{cfg.calibration!r})"
+                )
+            _check_world(world, cfg)
         self.cfg = cfg
         self.batch = batch
         self.follower = world is not None
@@ -239,7 +269,8 @@ class BatchedCore:
         )
 
         event = False if self.follower else self.world.tick()
-        users.pull_towards(self.world.drift.mean, cfg.drift_pull)
+        if cfg.drift_pull > 0:
+            users.pull_towards(self._drift_target(), cfg.drift_pull)
         terminated = users.budget <= 0.0
         truncated = (users.session_step >= cfg.max_session_steps) & ~terminated
         life: dict[str, np.ndarray] = {}
@@ -255,7 +286,7 @@ class BatchedCore:
             # a return inside a lifetime episode is no episode boundary: the next session starts now
             back = np.flatnonzero(life["returned"])
             if len(back):
-                self.lifetimes.come_back(users, back, self.world.drift.mean)
+                self.lifetimes.come_back(users, back, self._drift_target(back))
         self._observe(rows)
         info = {
             "clicked": clicked,
@@ -317,7 +348,7 @@ class BatchedCore:
         pending = lt.pending[rows]
         back, new = rows[pending], rows[~pending]
         if len(back):
-            lt.come_back(self.users, back, self.world.drift.mean)
+            lt.come_back(self.users, back, self._drift_target(back))
         if len(new):
             self._spawn(new)
             lt.start(new)
@@ -404,8 +435,24 @@ class BatchedCore:
             np.searchsorted(cal.user_cdf, u[:, 2 * k + 1], side="right"), cal.num_users - 1
         )
         shift = drift.new_user_mean - cal.trajectory[0]
-        centre = cal.user_interest[real] + shift
-        self.users.spawn(rows, centre, noise, u[:, 2 * k], real_index=real)
+        own = cal.user_interest[real]
+        centre = (own + self.cfg.user_noise * noise).astype(np.float32)
+        self.users.spawn(rows, own + shift, noise, u[:, 2 * k], real_index=real, centre=centre)
+
+    def _drift_target(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Where exogenous drift pulls live users (``drift_pull`` per tick, and in closed form
+        while away): the population mean ``μ``; with a calibration, each user's own interest
+        moved as the population moved, ``clip(centre + μ − trajectory[0])`` (``centre``: the real
+        user's vector + its noise), so a user follows the trajectory and keeps its identity
+        instead of collapsing onto the mean (ticks are minutes of log time; tastes last months)."""
+        mean = self.world.drift.mean
+        if self.calibration is None:
+            return mean
+        centre = self.users.centre
+        assert centre is not None  # calibrated users have one
+        if rows is not None:
+            centre = centre[rows]
+        return np.clip(centre + (mean - self.calibration.trajectory[0]), -1.0, 1.0)
 
     def _observe(self, rows: np.ndarray) -> None:
         """Write observation rows and the ground truth of their candidates."""
@@ -518,8 +565,10 @@ class BatchedCore:
             arrays["longterm_value"] = self._lt_value
             arrays["longterm_action"] = self._lt_action
         if self.calibration is not None:  # ids as in the log (fresh arrays)
-            arrays["user_id"] = self.calibration.user_ids[self.users.real_index]
-            arrays["item_id"] = self.world.catalogue.item_ids[self.candidates]
+            real, item_ids = self.users.real_index, self.world.catalogue.item_ids
+            assert real is not None and item_ids is not None  # set up with the calibration
+            arrays["user_id"] = self.calibration.user_ids[real]
+            arrays["item_id"] = item_ids[self.candidates]
         return arrays
 
     def _candidate_info(self) -> dict[str, np.ndarray]:
@@ -545,9 +594,24 @@ class BatchedCore:
         """Restore :meth:`state_dict` (e.g. read back with ``recsim_env.state_io.load_tree``).
         A state of another configuration or batch size is a ``ValueError`` before anything is
         changed."""
-        candidates = np.array(state["candidates"], np.int64)
+        required = ["counter", "keys", "users", "candidates", "obs"]
+        required += ["world"] if not self.follower else []
+        required += ["lifetimes"] if self.returning else []
+        missing = [k for k in required if not isinstance(state, dict) or k not in state]
+        if missing:
+            what = (
+                f"a {type(state).__name__}" if not isinstance(state, dict) else f"missing {missing}"
+            )
+            raise ValueError(
+                f"inconsistent simulator state: not a state_dict() of this env ({what})"
+            )
+        try:
+            candidates = np.array(state["candidates"], np.int64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"inconsistent simulator state: candidates ({exc})") from exc
         if self.calibration is not None:
-            real = np.asarray(state["users"].get("real_index", np.empty(0)))
+            users = state["users"] if isinstance(state["users"], dict) else {}
+            real = np.asarray(users.get("real_index", np.empty(0)))
             if real.shape != (self.batch,) or not (
                 real.dtype.kind in "iu"
                 and 0 <= real.min() <= real.max() < self.calibration.num_users

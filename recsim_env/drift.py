@@ -269,6 +269,7 @@ class Drift:
         ``w`` (tick ``(w + ½)·window_ticks``), linear in between, ``trajectory[0]`` before the
         first centre and the last window's mean after the last one (it holds)."""
         traj = self.trajectory
+        assert traj is not None, "replay needs a trajectory"
         x = min(max(clock / self.window_ticks - 0.5, 0.0), len(traj) - 1.0)
         w = int(np.floor(x))
         f = x - w
@@ -278,7 +279,8 @@ class Drift:
 
     def replay_offset(self, clock: int) -> np.ndarray:
         """How far the replay has moved the mean from where it started (``trajectory[0]``)."""
-        return (self.replay_value(clock) - self.trajectory[0]).astype(np.float32)
+        start = self.replay_value(0)
+        return (self.replay_value(clock) - start).astype(np.float32)
 
     def _glide_value(self) -> np.ndarray:
         if self.glide_len == 0:

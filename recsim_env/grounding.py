@@ -28,6 +28,7 @@ numpy + gymnasium only).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -206,7 +207,8 @@ class Calibration:
         _check_unique("item_ids", arrays["item_ids"])
         _check_unique("user_ids", arrays["user_ids"])
         topics = arrays["item_topics"]
-        if topics.min() < 0 or np.abs(topics.sum(axis=1) - 1.0).max() > TOPIC_SUM_TOL:
+        _check_range("item_topics", topics, 0.0, 1.0)  # observed as is: inside the obs space
+        if np.abs(topics.sum(axis=1) - 1.0).max() > TOPIC_SUM_TOL:
             fail(
                 _field("item_topics"),
                 _describe(topics),
@@ -409,12 +411,12 @@ def data_home() -> Path:
     (``$RECSIM_DATA_DIR``, else ``$XDG_DATA_HOME/recsim-env``, else ``~/.local/share/recsim-env``).
     The same rule is repeated here for when ``recsim_env.data`` cannot be imported (it needs
     pandas), so that an already built calibration is found with numpy alone."""
-    try:
-        from recsim_env.data.fetch import data_home as _data_home
+    try:  # imported by name: the data package is optional (and needs pandas)
+        fetch = importlib.import_module("recsim_env.data.fetch")
     except ImportError:
         pass
     else:
-        return Path(_data_home())
+        return Path(fetch.data_home())
     if os.environ.get("RECSIM_DATA_DIR"):
         return Path(os.environ["RECSIM_DATA_DIR"]).expanduser()
     xdg = os.environ.get("XDG_DATA_HOME")
@@ -440,10 +442,11 @@ def build_movielens_100k(directory: Path) -> None:
 
     The heavy packages are imported here, only when a build is needed; progress goes to stderr."""
     name = "movielens-100k"
-    try:
-        from recsim_env.calibrate.fit import fit
-        from recsim_env.data import load_movielens_100k, temporal_split
-    except ImportError as err:
+    try:  # imported by name: optional packages that need pandas / scikit-learn / scipy
+        fit = importlib.import_module("recsim_env.calibrate.fit").fit
+        data = importlib.import_module("recsim_env.data")
+        load_movielens_100k, temporal_split = data.load_movielens_100k, data.temporal_split
+    except (ImportError, AttributeError) as err:
         raise ConfigError(
             f"calibration {name!r} is not built yet ({directory} is missing) and it cannot be "
             f"built here: {err}. Install recsim-env with its data extras, or {_manual_steps(name, directory)}"
@@ -503,8 +506,7 @@ def resolve_calibration(name_or_path: str | os.PathLike[str] | Calibration) -> C
     if value in KNOWN_CALIBRATIONS:
         directory = calibration_dir(value)
         if not (directory / JSON).is_file():
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            KNOWN_CALIBRATIONS[value](directory)
+            KNOWN_CALIBRATIONS[value](directory)  # creates the directory only once built
             if not (directory / JSON).is_file():
                 raise ConfigError(
                     f"calibration {value!r} was not written to {directory}; "

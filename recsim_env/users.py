@@ -25,13 +25,16 @@ _FIELDS = (
 
 class Users:
     """``real_index`` (calibrated envs only): which real user of the calibration each slot's user
-    was drawn from (a row of its ``user_ids``); kept for the user's whole lifetime."""
+    was drawn from (a row of its ``user_ids``), kept for the user's whole lifetime; ``centre``:
+    that user's own interest (real vector + its noise) in the trajectory's starting frame."""
 
     def __init__(self, cfg: SimConfig, batch: int, *, calibrated: bool = False) -> None:
         k = cfg.num_topics
         self.cfg = cfg
-        self.fields = _FIELDS + (("real_index",) if calibrated else ())
-        self.real_index = np.zeros(batch, np.int64) if calibrated else None
+        self.fields = _FIELDS + (("real_index", "centre") if calibrated else ())
+        self.real_index: np.ndarray | None = np.zeros(batch, np.int64) if calibrated else None
+        # the user's own interest in the trajectory's starting frame (drift moves it, see core)
+        self.centre: np.ndarray | None = np.zeros((batch, k), np.float32) if calibrated else None
         self.interest = np.zeros((batch, k), np.float32)  # u ∈ [-1, 1]^K
         self.fatigue = np.zeros((batch, k), np.float32)  # φ ∈ [0, 1 + exposure_fatigue]
         self.satisfaction = np.zeros(batch, np.float32)  # σ ∈ [-1, 1]
@@ -48,6 +51,7 @@ class Users:
         noise: np.ndarray,
         budget_u: np.ndarray,
         real_index: np.ndarray | None = None,
+        centre: np.ndarray | None = None,
     ) -> None:
         """New users in ``rows``: interests around ``mean`` (the population mean ``(K,)``, or one
         centre per row ``(len(rows), K)``: the real users they are drawn from), fresh session
@@ -55,7 +59,9 @@ class Users:
         cfg = self.cfg
         self.interest[rows] = np.clip(mean + cfg.user_noise * noise, -1.0, 1.0)
         if real_index is not None:
+            assert self.real_index is not None and self.centre is not None, "Users(calibrated=True)"
             self.real_index[rows] = real_index
+            self.centre[rows] = centre
         self.fatigue[rows] = 0.0
         self.satisfaction[rows] = 0.0
         self.budget[rows] = cfg.budget_min + (cfg.budget_max - cfg.budget_min) * budget_u
@@ -103,7 +109,8 @@ class Users:
         self.session_return += reward
 
     def pull_towards(self, target: np.ndarray, strength: float) -> None:
-        """Exogenous drift reaches live users: interests move a share towards the population mean."""
+        """Exogenous drift reaches live users: interests move a share towards ``target`` (the
+        population mean ``(K,)``, or one target per user ``(B, K)``)."""
         if strength > 0:
             self.interest += strength * (target - self.interest)
 

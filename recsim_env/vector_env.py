@@ -24,7 +24,7 @@ from recsim_env.spaces import (
     observation_space,
     validate_actions,
 )
-from recsim_env.validation import check_int
+from recsim_env.validation import check_int, fail
 from recsim_env.world import World
 
 
@@ -71,6 +71,8 @@ class RecSimVectorEnv(VectorEnv):
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         self.core.check_usable("reset")
         if isinstance(seed, list | tuple):  # Gymnasium allows one seed per sub-env; one world here
+            if not seed:
+                fail("seed", seed, "an integer >= 0, None, or a non-empty list of them")
             seed = seed[0]
         seed = check_int("seed", seed, 0, optional=True)  # numpy integers too
         super().reset(seed=seed)

@@ -19,13 +19,15 @@ because it needs the env, which only the wrapper passes on. ``inner`` may also b
 
 Checkpoints: ``save(path)`` writes a directory, the inner agent's own checkpoint at
 ``path/inner`` (in its own format: plain-data tree, torch or SB3 zip) and ``path/frozen.json`` (the inner
-class, its config, the step counts); ``load`` rebuilds the inner with its class's ``load``.
+class, its config, the step counts); ``load`` rebuilds the inner with its class's ``load``. A
+checkpoint is data: ``frozen.json`` never chooses the class that loads (see :meth:`FrozenAgent.load`).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -79,12 +81,28 @@ def build_agent(spec: Mapping[str, Any], env: Any) -> Any:
         ) from exc
 
 
-def _import_class(path: str) -> Any:
-    module, _, name = path.rpartition(".")
-    obj: Any = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
+def _project_agent_class(name: Any, where: Path) -> Any:
+    """The project's agent class called ``name`` (``module.Class``, a class *defined* in a module
+    of the ``agents`` package, with ``load``); anything else is refused before it is used."""
+    allowed = "the dotted name of an agent class of this project (agents.*), or pass inner_class="
+    if not isinstance(name, str) or not _DOTTED.fullmatch(name) or not name.startswith("agents."):
+        raise ConfigError(f"invalid {where} inner_class={name!r} (allowed: {allowed})")
+    module_name, _, attr = name.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"invalid {where} inner_class={name!r} (allowed: {allowed})") from exc
+    if (
+        not isinstance(obj, type)
+        or obj.__module__ != module_name
+        or obj.__qualname__ != attr
+        or not callable(getattr(obj, "load", None))
+    ):
+        raise ConfigError(f"invalid {where} inner_class={name!r} (allowed: {allowed})")
     return obj
+
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def _is_agent(obj: Any) -> bool:
@@ -281,23 +299,58 @@ class FrozenAgent:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path, env: Any = None) -> FrozenAgent:
-        """Rebuild from :meth:`save`'s directory; ``env`` is needed to keep stepping."""
+    def load(
+        cls,
+        path: str | Path,
+        env: Any = None,
+        *,
+        inner_class: type[Any] | None = None,
+        trust_checkpoints: bool = False,
+    ) -> FrozenAgent:
+        """Rebuild from :meth:`save`'s directory; ``env`` is needed to keep stepping.
+
+        ``frozen.json`` is data and never chooses what code runs: the inner agent's class is
+        ``inner_class`` (the class your config builds; ``frozen.json`` must name the same one) or,
+        without it, one of this project's agent classes (a class defined in the ``agents``
+        package). It loads through its own ``load`` — pickle-free for the project's agents; an SB3
+        inner agent's zip (cloudpickle) only with ``trust_checkpoints=True``.
+        """
         path = Path(path)
         meta_path = path / META_FILE
         if not meta_path.is_file():
             raise ValueError(f"{path} is not a FrozenAgent checkpoint (no {META_FILE})")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != CHECKPOINT_FORMAT:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{meta_path} is not readable JSON ({exc})") from exc
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else meta
             raise ValueError(
-                f"{meta_path} has checkpoint format {meta.get('format')!r}; this version reads "
+                f"{meta_path} has checkpoint format {found!r}; this version reads "
                 f"format {CHECKPOINT_FORMAT}"
             )
-        inner = _import_class(meta["inner_class"]).load(path / INNER_DIR, env=env)
+        named = meta.get("inner_class")
+        if inner_class is not None:
+            expected = f"{inner_class.__module__}.{inner_class.__qualname__}"
+            if named != expected:
+                raise ValueError(
+                    f"{meta_path} names inner_class={named!r}, but the config builds {expected}: "
+                    "the checkpoint is not this agent's (frozen.json never chooses the class)"
+                )
+            klass = inner_class
+        else:
+            klass = _project_agent_class(named, meta_path)
+        loader = klass.load
+        import inspect
+
+        params = inspect.signature(loader).parameters
+        extra = {"trust_checkpoints": trust_checkpoints} if "trust_checkpoints" in params else {}
+        inner = loader(path / INNER_DIR, env=env, **extra)
         agent = cls(env, inner=inner, learn_steps=meta["learn_steps"], seed=meta["seed"])
-        agent.inner_spec = meta["inner_spec"]
-        agent.learned_steps = int(meta["learned_steps"])
-        agent.frozen_steps = int(meta["frozen_steps"])
+        spec = meta.get("inner_spec")
+        agent.inner_spec = dict(spec) if isinstance(spec, dict) else None
+        agent.learned_steps = check_int("frozen.json learned_steps", meta["learned_steps"], 0)
+        agent.frozen_steps = check_int("frozen.json frozen_steps", meta["frozen_steps"], 0)
         agent._own_stream = bool(meta["own_stream"])
         return agent
 

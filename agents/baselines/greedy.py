@@ -8,7 +8,7 @@ import numpy as np
 
 from agents.base import Info
 from agents.baselines.features import LinearFeatures
-from agents.baselines.scoring import ScoringAgent
+from agents.baselines.scoring import FeedbackAgent
 from agents.click_model import CLICK, as_click_probability, env_reward_kind
 from recsim_env.validation import check_choice, check_real
 
@@ -19,7 +19,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free
 
 
-class GreedyAgent(ScoringAgent):
+class GreedyAgent(FeedbackAgent):
     """Recommends the candidates with the highest predicted click probability (myopic, no exploration).
 
     The click model is a logistic regression ``p = σ(w·φ)`` on the observed context φ
@@ -35,7 +35,7 @@ class GreedyAgent(ScoringAgent):
     def __init__(
         self,
         env: Any,
-        lr: float = 0.1,
+        lr: float = 0.5,
         l2: float = 0.0,
         target: str = "click",
         user_features: bool = True,
@@ -78,22 +78,16 @@ class GreedyAgent(ScoringAgent):
         return as_click_probability(estimate) if env_reward_kind(self.env) == CLICK else None
 
     # ------------------------------------------------------------------ learning
-    def observe(
-        self,
-        obs: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        next_obs: np.ndarray,
-        terminated: np.ndarray,
-        truncated: np.ndarray,
-        info: Info,
-    ) -> None:
+    def label(self, rewards: np.ndarray, info: Info) -> np.ndarray:
+        """The observed click (``info["clicked"]``, else ``reward > 0``), or the reward."""
         if self.target == "click":
             clicked = None if info is None else info.get("clicked")
             signal = np.asarray(rewards) > 0 if clicked is None else np.asarray(clicked)
         else:
             signal = rewards
-        phi, y = self.features.feedback(obs, actions, np.asarray(signal, np.float64), info)
+        return np.asarray(signal, np.float64)
+
+    def fit(self, phi: np.ndarray, y: np.ndarray) -> None:
         z = phi @ self.weights
         if self.target == "click":
             p = _sigmoid(z)
@@ -129,7 +123,7 @@ class EpsilonGreedyAgent(GreedyAgent):
         self,
         env: Any,
         epsilon: float = 0.1,
-        lr: float = 0.1,
+        lr: float = 0.5,
         l2: float = 0.0,
         target: str = "click",
         user_features: bool = True,

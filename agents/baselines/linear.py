@@ -20,12 +20,12 @@ import numpy as np
 
 from agents.base import Info
 from agents.baselines.features import LinearFeatures
-from agents.baselines.scoring import ScoringAgent
+from agents.baselines.scoring import FeedbackAgent
 from agents.click_model import CLICK, as_click_probability, env_reward_kind
 from recsim_env.validation import check_int, check_real
 
 
-class LinUCB(ScoringAgent):
+class LinUCB(FeedbackAgent):
     """Shared-model LinUCB over candidate contexts.
 
     Hyperparameters: ``alpha`` (width of the confidence bonus, in reward units), ``reg`` (ridge λ),
@@ -96,17 +96,7 @@ class LinUCB(ScoringAgent):
         return as_click_probability(phi @ self.posterior()[0])
 
     # ------------------------------------------------------------------ learning
-    def observe(
-        self,
-        obs: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        next_obs: np.ndarray,
-        terminated: np.ndarray,
-        truncated: np.ndarray,
-        info: Info,
-    ) -> None:
-        x, y = self.features.feedback(obs, actions, rewards, info)
+    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self._accumulate(x, y)
         self._posterior_cache = None
 

@@ -8,12 +8,15 @@ descending score order). Everything is vectorised over the batch: no per-user Py
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces
 
 from agents.base import Info, OnlineAgent
+
+if TYPE_CHECKING:
+    from agents.baselines.features import LinearFeatures
 
 
 def slate_size_of(action_space: Any) -> int:
@@ -87,6 +90,38 @@ class ScoringAgent(OnlineAgent):
             return self.rng.integers(self.num_candidates, size=batch_size, dtype=np.int64)
         keys = self.rng.random((batch_size, self.num_candidates))
         return top_candidates(keys, self.slate_size)
+
+
+class FeedbackAgent(ScoringAgent):
+    """A scorer that learns online from the (context, label) pairs of each vector step: the
+    greedy click model and the linear bandits.
+
+    ``observe`` turns the step into pairs with ``self.features`` (see
+    :meth:`~agents.baselines.features.LinearFeatures.feedback`); subclasses say what the label is
+    (:meth:`label`, the reward by default) and how they learn from the pairs (:meth:`fit`).
+    """
+
+    features: LinearFeatures
+
+    def label(self, rewards: np.ndarray, info: Info) -> np.ndarray:
+        """The value each pair is labelled with (the step's rewards by default)."""
+        return rewards
+
+    def fit(self, phi: np.ndarray, y: np.ndarray) -> None:
+        """Learn from one step's pairs ``phi (N, dim)``, ``y (N,)``."""
+        raise NotImplementedError
+
+    def observe(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: Info,
+    ) -> None:
+        self.fit(*self.features.feedback(obs, actions, self.label(rewards, info), info))
 
 
 def _batch_info(info: Info) -> Info:

@@ -53,11 +53,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import Info
 from agents.dqn.config import DQNConfig
 from agents.dqn.dqn import DQNAgent
-from agents.dqn.network import build_q_network
 from agents.drift_detection import ADWIN, DriftDetector, PageHinkley
+from agents.qlearning.network import build_q_network
 from recsim_env.validation import (
     check_bool,
     check_choice,
@@ -454,18 +453,9 @@ class AdaptiveDQNAgent(DQNAgent):
                 param.mul_(a.shrink).add_(new, alpha=a.perturb)
 
     # ------------------------------------------------------------------ loop hooks
-    def observe(
-        self,
-        obs: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        next_obs: np.ndarray,
-        terminated: np.ndarray,
-        truncated: np.ndarray,
-        info: Info,
-    ) -> None:
-        """Store the step (``info`` is never read: ground truth stays out of the agent)."""
-        super().observe(obs, actions, rewards, next_obs, terminated, truncated, info)
+    def _observed(self, rewards: np.ndarray) -> None:
+        """The step's mean reward feeds the detector (``info`` is never read: ground truth stays
+        out of the agent)."""
         if self.adaptive.detector_signal == "reward":
             self._feed(float(np.mean(rewards)))
 

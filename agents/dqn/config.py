@@ -6,13 +6,11 @@ value and what is allowed, so a typo in a Hydra override fails at once instead o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
-from agents.dqn.losses import TD_LOSSES
+from agents.qlearning.config import LR_SCHEDULES, NETWORKS, TD_LOSSES, QConfig
 from recsim_env.validation import (
-    ConfigError,
     check_bool,
     check_choice,
     check_device,
@@ -23,12 +21,9 @@ from recsim_env.validation import (
     validate_field,
 )
 
-NETWORKS = ("candidate", "mlp")
-LR_SCHEDULES = ("constant", "linear")
-
 
 @dataclass
-class DQNConfig:
+class DQNConfig(QConfig):
     """DQN hyperparameters (names shared with the other agents where the meaning is shared).
 
     Steps are user-steps (one vector step over ``B`` users counts ``B``) except ``train_freq``,
@@ -41,6 +36,8 @@ class DQNConfig:
     τ = 0.005 once every 1,000 user-steps (a lag of ≈ 12,500 training rounds at B = 16), so
     bootstrapped values barely travelled and the agent was a contextual bandit whatever γ.
     """
+
+    label = "DQN"
 
     # --- objective and optimisation
     gamma: float = 0.99
@@ -75,7 +72,9 @@ class DQNConfig:
     network: str = "candidate"  # candidate (shared per-candidate scorer) | mlp (flat observation)
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     # --- runtime
-    device: str = "auto"  # auto | cpu | cuda | cuda:<index>
+    # auto | cpu | cuda | cuda:<index>. cpu: what every recorded run used (these small networks
+    # over 16 users are faster there); auto picks CUDA where there is one.
+    device: str = "cpu"
     cuda_graphs: bool = False  # replay each gradient step as a CUDA graph (CUDA only; experimental)
     torch_threads: int | None = 1  # None: leave torch's setting alone
     seed: int | None = None
@@ -113,19 +112,3 @@ class DQNConfig:
         v("cuda_graphs", check_bool)
         v("torch_threads", check_int, 1, optional=True)
         v("seed", check_int, 0, optional=True)
-
-    # ------------------------------------------------------------------ conversion
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python types only (what ``torch.load(weights_only=True)`` accepts)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DQNConfig:
-        """Build from a mapping; an unknown key raises ``ValueError`` listing the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown DQN hyperparameter(s) {unknown}; allowed keys: {', '.join(sorted(known))}"
-            )
-        return cls(**values)

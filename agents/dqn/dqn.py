@@ -35,67 +35,51 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import Info, OnlineAgent
-from agents.dqn.acting import (
+from agents.base import Info
+from agents.dqn.config import DQNConfig
+from agents.dqn.replay import ReplayBuffer
+from agents.qlearning.acting import (
     EnvSpec,
     greedy_actions,
     make_adam,
-    parse_action_space,
     random_actions,
-    resolve_device,
     score_all,
     to_numpy,
     to_torch,
 )
-from agents.dqn.config import DQNConfig
-from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
-from agents.dqn.network import build_q_network
-from agents.dqn.replay import ReplayBuffer
-from agents.dqn.schedules import ScheduledLearner
+from agents.qlearning.learner import QLearner
+from agents.qlearning.losses import (
+    bootstrap_value,
+    optimizer_step,
+    td_loss,
+    td_target,
+    update_target,
+)
+from agents.qlearning.network import CandidateQNetwork, MlpQNetwork, build_q_network
 
 CHECKPOINT_FORMAT = 2  # 2: the replay stores each observation once (format 1 cannot be read)
 
 
-class DQNAgent(ScheduledLearner, OnlineAgent):
+class DQNAgent(QLearner):
     """DQN over a recsim vector env; hyperparameters are :class:`DQNConfig` fields.
 
     Build with keyword hyperparameters (``DQNAgent(env, gamma=0.9, n_step=3)``, which is what
     ``hydra.utils.instantiate`` does) or with a ready ``config=DQNConfig(...)``.
     """
 
+    config_class = DQNConfig
+    config: DQNConfig
+
     def __init__(self, env: Any, config: DQNConfig | None = None, **hyperparameters: Any) -> None:
-        if config is None:
-            config = DQNConfig.from_dict(hyperparameters)
-        elif hyperparameters:
-            config = DQNConfig.from_dict({**config.to_dict(), **hyperparameters})
-        super().__init__(env, seed=config.seed)
-        self.config = cfg = config
-        self._hparams = cfg.to_dict()
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(cfg.torch_threads)
-        self.device = resolve_device(cfg.device, key="DQNConfig.device")
+        super().__init__(env, config, **hyperparameters)
+        cfg = self.config
 
-        self.num_candidates, self.slate_size = parse_action_space(
-            self.action_space, type(self).__name__
-        )
-        if self.num_candidates != self.layout.num_candidates:
-            raise ValueError(
-                f"action space has {self.num_candidates} candidates but the observation layout "
-                f"{self.layout.num_candidates}"
-            )
+        def build() -> CandidateQNetwork | MlpQNetwork:
+            return build_q_network(cfg.network, self.layout, cfg.hidden_sizes, cfg.dueling)
 
-        # Networks are initialised from a seed drawn from the agent's own generator, inside a
-        # forked torch RNG so that building an agent never disturbs the global torch stream.
-        init_seed = int(self.rng.integers(2**63 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(init_seed)
-            self.q_net = build_q_network(cfg.network, self.layout, cfg.hidden_sizes, cfg.dueling)
-            self.target_net = build_q_network(
-                cfg.network, self.layout, cfg.hidden_sizes, cfg.dueling
-            )
+        self.q_net, self.target_net = self._init_networks(lambda: (build(), build()))
         self.q_net.to(self.device)
         self.target_net.to(self.device)
-        self._rows_per_user = self.num_candidates if cfg.network == "candidate" else 1
         self.target_net.load_state_dict(self.q_net.state_dict())
         self.target_net.requires_grad_(False)
         self._params = list(self.q_net.parameters())
@@ -133,13 +117,6 @@ class DQNAgent(ScheduledLearner, OnlineAgent):
         return max(1, round(self._target_every * per_round / cfg.train_freq))
 
     # ------------------------------------------------------------------ acting
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-value of every candidate, ``(B, C)`` float32 (also a ranking score for evaluation)."""
-        obs = np.asarray(obs, dtype=np.float32)
-        batched = obs.reshape(-1, obs.shape[-1])
-        q = score_all(self.q_net, torch.from_numpy(batched).to(self.device), self._rows_per_user)
-        return q.cpu().numpy().reshape(*obs.shape[:-1], self.num_candidates)
-
     def _greedy(self, q: torch.Tensor) -> torch.Tensor:
         return greedy_actions(q, self.slate_size)
 
@@ -182,6 +159,10 @@ class DQNAgent(ScheduledLearner, OnlineAgent):
     ) -> None:
         self.replay.add(obs, actions, rewards, next_obs, terminated, truncated)
         self.observed_steps += self.num_envs
+        self._observed(rewards)
+
+    def _observed(self, rewards: np.ndarray) -> None:
+        """Called after each stored vector step (the adaptive DQN feeds its detector here)."""
 
     def update(self) -> dict[str, float]:
         """Target update and training round when due; metrics only when it trained."""
@@ -314,24 +295,7 @@ class DQNAgent(ScheduledLearner, OnlineAgent):
 
     def save(self, path: str | Path, include_replay: bool = False) -> None:
         """Atomic ``torch.save`` of :meth:`state_dict` (the env is checkpointed by the runner)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(include_replay=include_replay), tmp)
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: str | Path, env: Any = None, **overrides: Any) -> DQNAgent:
-        """Rebuild from a checkpoint. ``env`` is needed to keep learning; without it the agent
-        can still act (its spaces are rebuilt from the checkpoint). ``overrides`` replace config
-        values that do not change the learned state (e.g. ``device``, ``torch_threads``)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        config = DQNConfig.from_dict({**state["config"], **overrides})
-        if env is None:
-            env = EnvSpec.from_state(state["env_spec"])
-        agent = cls(env, config=config)
-        agent.load_state_dict(state)
-        return agent
+        self._write(path, self.state_dict(include_replay=include_replay))
 
     def click_probability(self, obs: np.ndarray, *, info: Info | None = None) -> np.ndarray | None:
         """Q-values clipped to [0, 1] when they estimate the click probability: the env reward is

@@ -29,9 +29,15 @@ import numpy as np
 import torch
 
 from agents.dqn import DQNAgent
-from agents.dqn.losses import bootstrap_value, optimizer_step, td_loss, td_target, update_target
 from agents.dqn.replay import ReplayBuffer
 from agents.offline.dataset import LoggedDataset
+from agents.qlearning.losses import (
+    bootstrap_value,
+    optimizer_step,
+    td_loss,
+    td_target,
+    update_target,
+)
 
 
 def _check_compatible(agent: DQNAgent, dataset: LoggedDataset) -> None:

@@ -31,8 +31,9 @@ class PretrainedDQN(DQNAgent):
     ``behaviour`` (``popularity``), ``behaviour_steps``, ``behaviour_temperature``,
     ``behaviour_epsilon``: the logging policy, a softmax over its scores mixed with ε-uniform;
     ``pretrain_steps`` gradient steps with ``conservative_alpha`` (0: plain batch Q-learning, > 0:
-    a CQL penalty). Every other keyword is a :class:`~agents.dqn.DQNAgent` hyperparameter; use a
-    small ``epsilon_start`` and ``learning_starts=0`` so the warm start is not thrown away.
+    a CQL penalty). Every other keyword is a :class:`~agents.dqn.DQNAgent` hyperparameter; the
+    defaults of ``epsilon_start``, ``epsilon_end`` (0.05) and ``learning_starts`` (0) differ from
+    the DQN's so that the warm start is not thrown away.
     """
 
     def __init__(
@@ -46,6 +47,9 @@ class PretrainedDQN(DQNAgent):
         behaviour_epsilon: float = 0.1,
         pretrain_steps: int = 2_000,
         conservative_alpha: float = 0.0,
+        epsilon_start: float = 0.05,
+        epsilon_end: float = 0.05,
+        learning_starts: int = 0,
         **dqn_kwargs: Any,
     ) -> None:
         if behaviour not in BEHAVIOURS:
@@ -60,7 +64,13 @@ class PretrainedDQN(DQNAgent):
                 raise ValueError(f"invalid {key}={value!r}: expected an integer ≥ 1")
         if conservative_alpha < 0:
             raise ValueError(f"invalid conservative_alpha={conservative_alpha!r}: expected ≥ 0")
-        super().__init__(env, **dqn_kwargs)
+        # the warm start is the point: little initial exploration, learning from the first step
+        warm_start = {
+            "epsilon_start": epsilon_start,
+            "epsilon_end": epsilon_end,
+            "learning_starts": learning_starts,
+        }
+        super().__init__(env, **warm_start, **dqn_kwargs)
         pretrain = {
             "dataset_path": dataset_path,
             "behaviour": behaviour,
@@ -97,7 +107,9 @@ class PretrainedDQN(DQNAgent):
         return collect_dataset(log_env, policy, p["behaviour_steps"], seed=self.seed)
 
     @classmethod
-    def load(cls, path: str | Path, env: Any = None, **overrides: Any) -> DQNAgent:
+    def load(  # type: ignore[override]  # deliberately a plain DQNAgent, not this class
+        cls, path: str | Path, env: Any = None, **overrides: Any
+    ) -> DQNAgent:
         """A saved pre-trained agent is a plain DQN (its pre-training lives in the weights), so
         loading never logs or pre-trains again."""
         return DQNAgent.load(path, env, **overrides)

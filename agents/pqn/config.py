@@ -6,12 +6,11 @@ Every value is checked on construction with the project's shared checkers; an in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
+from agents.qlearning.config import LR_SCHEDULES, NETWORKS, TD_LOSSES, QConfig
 from recsim_env.validation import (
-    ConfigError,
     check_bool,
     check_choice,
     check_device,
@@ -21,13 +20,9 @@ from recsim_env.validation import (
     validate_field,
 )
 
-NETWORKS = ("candidate", "mlp")
-LR_SCHEDULES = ("constant", "linear")
-LOSSES = ("mse", "huber")
-
 
 @dataclass
-class PQNConfig:
+class PQNConfig(QConfig):
     """PQN hyperparameters (names shared with our DQN where the meaning is shared).
 
     One *rollout* is ``rollout_steps`` vector steps over all ``B`` users; after each, the agent
@@ -39,6 +34,8 @@ class PQNConfig:
     not take many tiny steps. Steps are user-steps (a vector step over ``B`` users counts ``B``),
     as everywhere in the project.
     """
+
+    label = "PQN"
 
     # --- objective
     gamma: float = 0.99
@@ -63,7 +60,7 @@ class PQNConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     layer_norm: bool = True  # LayerNorm before every hidden ReLU (what keeps PQN stable)
     # --- runtime
-    device: str = "auto"  # auto | cpu | cuda | cuda:<index>
+    device: str = "cpu"  # cpu (what every recorded run used) | auto | cuda | cuda:<index>
     torch_threads: int | None = 1  # None: leave torch's setting alone
     seed: int | None = None
 
@@ -71,7 +68,7 @@ class PQNConfig:
         v = partial(validate_field, self)
         v("gamma", check_real, 0.0, 1.0)
         v("td_lambda", check_real, 0.0, 1.0)
-        v("loss", check_choice, LOSSES)
+        v("loss", check_choice, TD_LOSSES)
         v("lr", check_real, 0.0, lo_open=True)
         v("lr_schedule", check_choice, LR_SCHEDULES)
         v("lr_end", check_real, 0.0)
@@ -93,19 +90,3 @@ class PQNConfig:
     def minibatches(self, transitions: int) -> int:
         """Minibatches per pass over a rollout of ``transitions`` (see the class doc)."""
         return max(1, min(self.num_minibatches, transitions // self.minibatch_size))
-
-    # ------------------------------------------------------------------ conversion
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python types only (what ``torch.load(weights_only=True)`` accepts)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PQNConfig:
-        """Build from a mapping; an unknown key raises ``ValueError`` listing the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown PQN hyperparameter(s) {unknown}; allowed keys: {', '.join(sorted(known))}"
-            )
-        return cls(**values)

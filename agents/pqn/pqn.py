@@ -18,7 +18,7 @@ is already the next user), ``update`` trains when a rollout is complete.
 Semantics shared with our DQN: steps are user-steps; ε decays linearly from ``epsilon_start`` to
 ``epsilon_end`` over ``exploration_fraction · total_steps``; the learning rate is constant or
 linear to ``lr_end``; slate mode (``MultiDiscrete([C] * k)``) values a slate as the mean of its
-items' Q-values (:mod:`agents.dqn.acting`). Checkpoints hold the network, optimiser, counters, RNG
+items' Q-values (:mod:`agents.qlearning.acting`). Checkpoints hold the network, optimiser, counters, RNG
 state and the partial rollout, as tensors and plain data (``torch.load(weights_only=True)``), so
 a resumed run continues exactly like an uninterrupted one.
 """
@@ -30,24 +30,21 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from agents.base import Info, OnlineAgent
-from agents.dqn.acting import (
+from agents.base import Info
+from agents.pqn.config import PQNConfig
+from agents.pqn.qlambda import q_lambda_targets
+from agents.qlearning.acting import (
     EnvSpec,
     greedy_actions,
     make_adam,
-    parse_action_space,
     random_actions,
-    resolve_device,
     score_all,
     state_values,
 )
-from agents.dqn.losses import optimizer_step, td_loss
-from agents.dqn.network import CandidateQNetwork, build_q_network
-from agents.dqn.schedules import ScheduledLearner
-from agents.pqn.config import PQNConfig
-from agents.pqn.qlambda import q_lambda_targets
+from agents.qlearning.learner import QLearner
+from agents.qlearning.losses import optimizer_step, td_loss
+from agents.qlearning.network import CandidateQNetwork, build_q_network
 from recsim_env.observation import ObsLayout
 
 CHECKPOINT_FORMAT = 1
@@ -116,40 +113,25 @@ class Rollout:
         self.t = t
 
 
-class PQNAgent(ScheduledLearner, OnlineAgent):
+class PQNAgent(QLearner):
     """PQN over a recsim vector env; hyperparameters are :class:`PQNConfig` fields.
 
     Build with keyword hyperparameters (``PQNAgent(env, td_lambda=0.8)``, which is what
     ``hydra.utils.instantiate`` does) or with a ready ``config=PQNConfig(...)``.
     """
 
+    config_class = PQNConfig
+    config: PQNConfig
+
     def __init__(self, env: Any, config: PQNConfig | None = None, **hyperparameters: Any) -> None:
-        if config is None:
-            config = PQNConfig.from_dict(hyperparameters)
-        elif hyperparameters:
-            config = PQNConfig.from_dict({**config.to_dict(), **hyperparameters})
-        super().__init__(env, seed=config.seed)
-        self.config = cfg = config
-        self._hparams = cfg.to_dict()
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(cfg.torch_threads)
-        self.device = resolve_device(cfg.device, key="PQNConfig.device")
-        self.num_candidates, self.slate_size = parse_action_space(self.action_space, "PQNAgent")
-        if self.num_candidates != self.layout.num_candidates:
-            raise ValueError(
-                f"action space has {self.num_candidates} candidates but the observation layout "
-                f"{self.layout.num_candidates}"
-            )
-        # initialised from a seed of the agent's own generator, in a forked torch RNG (building
-        # an agent never disturbs the global torch stream)
-        init_seed = int(self.rng.integers(2**63 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(init_seed)
-            self.q_net = build_q_network(
+        super().__init__(env, config, **hyperparameters)
+        cfg = self.config
+        self.q_net = self._init_networks(
+            lambda: build_q_network(
                 cfg.network, self.layout, cfg.hidden_sizes, layer_norm=cfg.layer_norm
             )
+        )
         self.q_net.to(self.device)
-        self._rows_per_user = self.num_candidates if cfg.network == "candidate" else 1
         self._params = list(self.q_net.parameters())
         self.optimizer = make_adam(self._params, cfg.lr)
         compact = isinstance(self.q_net, CandidateQNetwork) and not self.q_net.dueling
@@ -166,14 +148,6 @@ class PQNAgent(ScheduledLearner, OnlineAgent):
     # ------------------------------------------------------------------ acting
     def _to_device(self, obs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)).to(self.device)
-
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-value of every candidate, ``(B, C)`` float32 (also a ranking score for evaluation)."""
-        obs = np.asarray(obs, dtype=np.float32)
-        q = score_all(
-            self.q_net, self._to_device(obs.reshape(-1, obs.shape[-1])), self._rows_per_user
-        )
-        return q.cpu().numpy().reshape(*obs.shape[:-1], self.num_candidates)
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Greedy ranking scores of the candidates (the Q-values), for ``eval/ndcg@k``."""
@@ -302,10 +276,7 @@ class PQNAgent(ScheduledLearner, OnlineAgent):
         else:
             q = self.q_net.q_of(first, second)
         q_taken = q.mean(dim=1)  # (b, 1), or the slate's mean
-        if self.config.loss == "mse":
-            loss = 0.5 * F.mse_loss(q_taken, targets)
-        else:
-            loss = td_loss(q_taken, targets)
+        loss = td_loss(q_taken, targets, self.config.loss)
         optimizer_step(self.optimizer, self._params, loss, self.config.max_grad_norm)
         return torch.stack([loss.detach(), q_taken.detach().mean()])
 
@@ -357,22 +328,4 @@ class PQNAgent(ScheduledLearner, OnlineAgent):
 
     def save(self, path: str | Path) -> None:
         """Atomic ``torch.save`` of :meth:`state_dict` (the env is checkpointed by the runner)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: str | Path, env: Any = None, **overrides: Any) -> PQNAgent:
-        """Rebuild from a checkpoint (read with ``weights_only=True``: safe on untrusted files).
-        ``env`` is needed to keep learning; without it the agent can still act. ``overrides``
-        replace config values that do not change the learned state (``device``,
-        ``torch_threads``)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        config = PQNConfig.from_dict({**state["config"], **overrides})
-        if env is None:
-            env = EnvSpec.from_state(state["env_spec"])
-        agent = cls(env, config=config)
-        agent.load_state_dict(state)
-        return agent
+        self._write(path, self.state_dict())

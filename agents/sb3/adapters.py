@@ -44,6 +44,7 @@ DQN: ``train_freq × B`` user-steps) unless the callback's ``on_step`` returns `
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import zipfile
@@ -70,17 +71,7 @@ from recsim_env.sb3_vec_env import RecSimVecEnv
 log = logging.getLogger(__name__)
 Param = hp.Param
 
-COMMON_PARAMS: dict[str, Param] = {
-    "gamma": Param(0.99, hp.real(0.0, 1.0), 0.99),
-    "lr_schedule": Param("constant", hp.choice("constant", "linear"), "constant"),
-    "schedule_steps": Param(None, hp.integer(1, optional=True)),
-    "hidden_sizes": Param([64, 64], hp.hidden_sizes, [64, 64], "policy_kwargs.net_arch"),
-    "seed": Param(None, hp.integer(0, optional=True), None),
-    "device": Param("auto", hp.device, "auto"),
-    "torch_threads": Param(1, hp.integer(1), None),
-    "verbose": Param(0, hp.choice(0, 1, 2), 0),
-    "sb3_kwargs": Param({}, hp.mapping),
-}
+COMMON_PARAMS = hp.COMMON_PARAMS
 
 # keys the adapters set themselves: sb3_kwargs must not set them behind the uniform names' back
 _RESERVED_SB3_KWARGS = {
@@ -325,27 +316,38 @@ class SB3Agent:
         return path.with_name(path.name + ".replay_buffer.pkl")
 
     @classmethod
-    def load(cls, path: str | Path, env: Any = None) -> SB3Agent:
+    def load(
+        cls, path: str | Path, env: Any = None, *, trust_checkpoints: bool = False
+    ) -> SB3Agent:
         """Rebuild from an SB3 zip written by :meth:`save`; ``env`` is needed only to train on.
 
-        SB3's zip (and its replay-buffer file) hold cloudpickled objects that run code when read:
-        unlike our own agents' checkpoints, load these only from directories you trust."""
+        SB3's zip (and its replay-buffer file) hold cloudpickled objects that run code when read,
+        by SB3's design (``stable_baselines3.common.save_util.json_to_data``): unlike our own
+        agents' checkpoints, they load only with ``trust_checkpoints=True`` — pass it for files you
+        wrote or trust (``recsim-train resume=<dir> trust_checkpoints=true``). Nothing in the
+        file is unpickled before that check."""
         path = Path(path)
+        if not trust_checkpoints:
+            raise ValueError(
+                f"{path} is an SB3 checkpoint: SB3 stores it with cloudpickle, which runs code "
+                "when loaded, so it loads only with trust_checkpoints=true "
+                "(recsim-train resume=<dir> trust_checkpoints=true, or "
+                f"{cls.__name__}.load(path, trust_checkpoints=True)) if you trust where it came from"
+            )
+        try:
+            with zipfile.ZipFile(path) as archive:
+                raw = json.loads(archive.read("data").decode())
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path} is not an SB3 zip ({type(exc).__name__}: {exc})") from exc
         log.warning(
             "loading %s: SB3 checkpoints are cloudpickle: load only from trusted dirs", path
         )
+        plain = raw.get("recsim_hparams") if isinstance(raw, dict) else None
+        if isinstance(plain, dict) and ":serialized:" not in plain:
+            cls._check_saved(path, plain)  # before anything is unpickled
         with zipfile.ZipFile(path) as archive:
-            data = json_to_data(archive.read("data").decode())
-        saved = data.get("recsim_hparams")
-        if not isinstance(saved, dict):
-            raise ValueError(
-                f"{path} was not written by {cls.__qualname__}.save (it has no recsim_hparams); "
-                f"load a plain SB3 zip with {cls.algorithm.__name__}.load"
-            )
-        if saved.get("agent") != cls.__qualname__:
-            raise ValueError(
-                f"{path} holds a {saved.get('agent')} checkpoint, not {cls.__qualname__}"
-            )
+            data = json_to_data(archive.read("data").decode())  # trusted: may unpickle
+        saved = cls._check_saved(path, data.get("recsim_hparams"))
         agent = cls.__new__(cls)
         agent._hparams = hp.validate(
             cls.__name__, cls.all_params(), {k: v for k, v in saved.items() if k != "agent"}
@@ -368,6 +370,20 @@ class SB3Agent:
             model.load_replay_buffer(buffer_path)
         return agent
 
+    @classmethod
+    def _check_saved(cls, path: Path, saved: Any) -> dict[str, Any]:
+        """``recsim_hparams`` of a zip written by this class's :meth:`save`, or a ValueError."""
+        if not isinstance(saved, dict):
+            raise ValueError(
+                f"{path} was not written by {cls.__qualname__}.save (it has no recsim_hparams); "
+                f"load a plain SB3 zip with {cls.algorithm.__name__}.load"
+            )
+        if saved.get("agent") != cls.__qualname__:
+            raise ValueError(
+                f"{path} holds a {saved.get('agent')} checkpoint, not {cls.__qualname__}"
+            )
+        return saved
+
     def continue_stream(self, obs: np.ndarray, info: Info | None) -> None:
         """Continue the next ``learn`` from ``obs`` (:class:`agents.base.ContinuesStream`).
 
@@ -389,21 +405,7 @@ class SB3Agent:
 
 
 # ---------------------------------------------------------------------------- value-based
-_DQN_PARAMS: dict[str, Param] = {
-    "lr": Param(1e-4, hp.real(0.0, lo_open=True), 1e-4, "learning_rate"),
-    "epsilon_start": Param(1.0, hp.real(0.0, 1.0), 1.0, "exploration_initial_eps"),
-    "epsilon_end": Param(0.05, hp.real(0.0, 1.0), 0.05, "exploration_final_eps"),
-    "exploration_fraction": Param(0.1, hp.real(0.0, 1.0), 0.1, "exploration_fraction"),
-    "batch_size": Param(32, hp.integer(1), 32),
-    "buffer_size": Param(100_000, hp.integer(1), 1_000_000),
-    "learning_starts": Param(100, hp.integer(0), 100),
-    "train_freq": Param(4, hp.train_freq, 4),
-    "gradient_steps": Param(1, hp.integer(1, also=(-1,)), 1),
-    "target_update_interval": Param(10_000, hp.integer(1), 10_000),
-    "n_steps": Param(1, hp.integer(1), 1),
-    "log_interval": Param(4, hp.integer(1), 4),
-    "save_replay_buffer": Param(False, hp.boolean),
-}
+_DQN_PARAMS = hp.DQN_PARAMS
 
 
 class _ValueBasedAgent(SB3Agent):
@@ -485,13 +487,7 @@ class SB3QRDQN(_ValueBasedAgent):
     """
 
     algorithm = QRDQN
-    params: ClassVar[dict[str, Param]] = {
-        **_DQN_PARAMS,
-        "lr": Param(5e-5, hp.real(0.0, lo_open=True), 5e-5, "learning_rate"),
-        "epsilon_end": Param(0.01, hp.real(0.0, 1.0), 0.01, "exploration_final_eps"),
-        "exploration_fraction": Param(0.005, hp.real(0.0, 1.0), 0.005, "exploration_fraction"),
-        "n_quantiles": Param(200, hp.integer(1), 200, "policy_kwargs.n_quantiles"),
-    }
+    params: ClassVar[dict[str, Param]] = hp.QRDQN_PARAMS
 
     def _sb3_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         kwargs = super()._sb3_kwargs(values)
@@ -532,16 +528,7 @@ class SB3PPO(SB3Agent):
     """
 
     algorithm = PPO
-    params: ClassVar[dict[str, Param]] = {
-        "lr": Param(3e-4, hp.real(0.0, lo_open=True), 3e-4, "learning_rate"),
-        "n_steps": Param(2048, hp.integer(1), 2048),
-        "batch_size": Param(64, hp.integer(2), 64),
-        "n_epochs": Param(10, hp.integer(1), 10),
-        "gae_lambda": Param(0.95, hp.real(0.0, 1.0), 0.95),
-        "clip_range": Param(0.2, hp.real(0.0, lo_open=True), 0.2),
-        "ent_coef": Param(0.0, hp.real(0.0), 0.0),
-        "log_interval": Param(1, hp.integer(1), 1),
-    }
+    params: ClassVar[dict[str, Param]] = hp.PPO_PARAMS
 
     def _algorithm_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -567,13 +554,7 @@ class SB3A2C(SB3Agent):
     """
 
     algorithm = A2C
-    params: ClassVar[dict[str, Param]] = {
-        "lr": Param(7e-4, hp.real(0.0, lo_open=True), 7e-4, "learning_rate"),
-        "n_steps": Param(5, hp.integer(1), 5),
-        "gae_lambda": Param(1.0, hp.real(0.0, 1.0), 1.0),
-        "ent_coef": Param(0.0, hp.real(0.0), 0.0),
-        "log_interval": Param(100, hp.integer(1), 100),
-    }
+    params: ClassVar[dict[str, Param]] = hp.A2C_PARAMS
 
     def _algorithm_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         return {k: values[k] for k in ("n_steps", "gae_lambda", "ent_coef")}

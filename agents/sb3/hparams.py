@@ -146,3 +146,68 @@ class StepSchedule:
             f"StepSchedule(start={self.start:g}, end={self.end:g}, fraction={self.fraction:g}, "
             f"horizon={self.horizon})"
         )
+
+
+# --------------------------------------------------------------------------- the adapters' tables
+# Our defaults are the values every recorded run used (`agent=sb3_*`); SB3's own default, where it
+# differs, is the third field. Read without importing SB3 (agents/catalog.py).
+COMMON_PARAMS: dict[str, Param] = {
+    "gamma": Param(0.99, real(0.0, 1.0), 0.99),
+    "lr_schedule": Param("constant", choice("constant", "linear"), "constant"),
+    "schedule_steps": Param(None, integer(1, optional=True)),
+    "hidden_sizes": Param([64, 64], hidden_sizes, [64, 64], "policy_kwargs.net_arch"),
+    "seed": Param(None, integer(0, optional=True), None),
+    "device": Param("cpu", device, "auto"),
+    "torch_threads": Param(1, integer(1), None),
+    "verbose": Param(0, choice(0, 1, 2), 0),
+    "sb3_kwargs": Param({}, mapping),
+}
+
+DQN_PARAMS: dict[str, Param] = {
+    "lr": Param(1e-3, real(0.0, lo_open=True), 1e-4, "learning_rate"),
+    "epsilon_start": Param(1.0, real(0.0, 1.0), 1.0, "exploration_initial_eps"),
+    "epsilon_end": Param(0.05, real(0.0, 1.0), 0.05, "exploration_final_eps"),
+    "exploration_fraction": Param(0.1, real(0.0, 1.0), 0.1, "exploration_fraction"),
+    "batch_size": Param(64, integer(1), 32),
+    "buffer_size": Param(100_000, integer(1), 1_000_000),
+    "learning_starts": Param(1_000, integer(0), 100),
+    "train_freq": Param(1, train_freq, 4),
+    "gradient_steps": Param(1, integer(1, also=(-1,)), 1),
+    "target_update_interval": Param(1_000, integer(1), 10_000),
+    "n_steps": Param(1, integer(1), 1),
+    "log_interval": Param(4, integer(1), 4),
+    "save_replay_buffer": Param(False, boolean),
+}
+
+QRDQN_PARAMS: dict[str, Param] = {
+    **DQN_PARAMS,
+    "lr": Param(5e-5, real(0.0, lo_open=True), 5e-5, "learning_rate"),
+    "epsilon_end": Param(0.01, real(0.0, 1.0), 0.01, "exploration_final_eps"),
+    "exploration_fraction": Param(0.1, real(0.0, 1.0), 0.005, "exploration_fraction"),
+    "n_quantiles": Param(50, integer(1), 200, "policy_kwargs.n_quantiles"),
+}
+
+PPO_PARAMS: dict[str, Param] = {
+    "lr": Param(3e-4, real(0.0, lo_open=True), 3e-4, "learning_rate"),
+    "n_steps": Param(128, integer(1), 2048),
+    "batch_size": Param(256, integer(2), 64),
+    "n_epochs": Param(4, integer(1), 10),
+    "gae_lambda": Param(0.95, real(0.0, 1.0), 0.95),
+    "clip_range": Param(0.2, real(0.0, lo_open=True), 0.2),
+    "ent_coef": Param(0.01, real(0.0), 0.0),
+    "log_interval": Param(1, integer(1), 1),
+}
+
+A2C_PARAMS: dict[str, Param] = {
+    "lr": Param(7e-4, real(0.0, lo_open=True), 7e-4, "learning_rate"),
+    "n_steps": Param(5, integer(1), 5),
+    "gae_lambda": Param(1.0, real(0.0, 1.0), 1.0),
+    "ent_coef": Param(0.01, real(0.0), 0.0),
+    "log_interval": Param(100, integer(1), 100),
+}
+
+# every hyperparameter of each adapter (what agents/catalog.py reads)
+SB3DQN_PARAMS = {**COMMON_PARAMS, **DQN_PARAMS}
+SB3QRDQN_PARAMS = {**COMMON_PARAMS, **QRDQN_PARAMS}
+SB3PPO_PARAMS = {**COMMON_PARAMS, **PPO_PARAMS}
+SB3A2C_PARAMS = {**COMMON_PARAMS, **A2C_PARAMS}

@@ -101,8 +101,21 @@ class RunDirLock(Callback):
             RunDir(str(run_dir)).release_lock()
 
 
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
 class FailureReport(Callback):
-    """At the end of a multirun, list the failed (and interrupted) jobs."""
+    """At the end of a multirun, list the failed (and interrupted) jobs.
+
+    At its start, with ``hydra/launcher=joblib``, the launcher's sweep is made to survive a killed
+    worker process (:mod:`experiments.integrations.joblib_launcher`).
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if OmegaConf.select(config, "hydra.launcher._target_") == JOBLIB_LAUNCHER:
+            from experiments.integrations import joblib_launcher
+
+            joblib_launcher.install()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -26,22 +26,26 @@ optimised metric and its goal (from the metric schema) go into the run's config.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import logging
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from experiments.analysis.schema import optimization_direction, run_labels
 from experiments.integrations.wandb_reader import api_key_configured
-from experiments.run.secrets import SECRET_KEY_PATTERN
+from experiments.run.secrets import SECRET_KEY_PATTERN, scrub
 from experiments.run.sinks import RunContext
+from recsim_env.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
+WANDB_MODES = ("online", "offline", "shared", "disabled", "dryrun", "run")  # what W&B accepts
 MAX_TAG_LEN = 64
 
 
@@ -50,7 +54,7 @@ def resolve_mode(mode: str | None) -> str:
     """``auto`` → ``online`` with credentials, else ``offline``; ``online`` without them → ``offline``."""
     mode = (mode or "auto").strip().lower()
     if mode not in MODES:
-        raise ValueError(f"invalid logger.sinks.wandb.mode={mode!r}: expected one of {MODES}")
+        raise ConfigError(f"invalid logger.sinks.wandb.mode={mode!r} (allowed: one of {MODES})")
     if mode == "disabled" or mode == "offline":
         return mode
     has_key = api_key_configured()
@@ -63,6 +67,43 @@ def resolve_mode(mode: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _wandb_mode_env(mode: str) -> Iterator[None]:
+    """``WANDB_MODE`` as W&B accepts it while W&B reads it: our ``auto`` (which W&B's settings
+    reject: "Input should be 'online', 'offline', ...") becomes the mode it resolved to, for this
+    call only (a worker process's next job resolves ``auto`` again)."""
+    before = os.environ.get("WANDB_MODE")
+    if before is None or before.strip().lower() in WANDB_MODES:
+        yield
+        return
+    os.environ["WANDB_MODE"] = mode
+    try:
+        yield
+    finally:
+        os.environ["WANDB_MODE"] = before
+
+
+def check_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``settings`` whose keys are ``wandb.Settings`` fields; an unknown key is a
+    :class:`ConfigError` naming the key and never its value (it may be a credential)."""
+    settings = dict(settings or {})
+    try:
+        import wandb
+
+        known = set(wandb.Settings.model_fields)
+    except Exception:  # wandb missing or another version: W&B checks them itself
+        return settings
+    unknown = sorted(str(k) for k in settings if str(k) not in known)
+    if unknown:
+        close = {k: difflib.get_close_matches(k, sorted(known), n=1) for k in unknown}
+        hints = "; ".join(f"did you mean {c[0]!r} for {k!r}?" for k, c in close.items() if c)
+        raise ConfigError(
+            f"unknown key(s) logger.sinks.wandb.settings.{', '.join(unknown)} (allowed: the "
+            f"fields of wandb.Settings){'; ' + hints if hints else ''}"
+        )
+    return settings
+
+
 def mask_secrets(obj: Any) -> Any:
     """A copy of a config with values under secret-looking keys (``api_key``, ``token``...) masked."""
     if isinstance(obj, Mapping):
@@ -150,6 +191,7 @@ class WandbSink:
         os.environ.setdefault("WANDB_SILENT", "true")
         self.context = context
         self.mode = resolve_mode(mode)
+        settings = check_settings(settings)
         self.teardown = bool(teardown)
         self.run: Any = None
         self._last_step = -1
@@ -227,16 +269,30 @@ class WandbSink:
 
     def _init(self, wandb: Any, mode: str) -> Any:
         try:
-            return wandb.init(
-                mode=mode, settings=wandb.Settings(**self._settings), **self.init_kwargs
-            )
+            with _wandb_mode_env(mode):
+                return wandb.init(
+                    mode=mode, settings=wandb.Settings(**self._settings), **self.init_kwargs
+                )
         except Exception as exc:
             if mode == "online":
-                log.warning("wandb.init (online) failed: %s; logging offline instead", exc)
+                log.warning(
+                    "wandb.init (online) failed: %s; logging offline instead (upload later with "
+                    "`wandb sync %s/wandb/offline-run-*`)",
+                    scrub(str(exc)),
+                    self.run_dir,
+                )
                 self.mode = "offline"
+                # the failed online attempt still holds the run id in W&B's service process:
+                # without a fresh service the offline run is refused ("run ID ... is in use")
+                with contextlib.suppress(Exception):
+                    wandb.teardown()
                 return self._init(wandb, "offline")
             # Tracking must not kill a training run: the CSV is the source of truth.
-            log.error("wandb.init (%s) failed: %s; W&B logging is off for this run", mode, exc)
+            log.error(
+                "wandb.init (%s) failed: %s; W&B logging is off for this run",
+                mode,
+                scrub(str(exc)),
+            )
             self.mode = "disabled"
             return None
 
@@ -279,7 +335,9 @@ class WandbSink:
                 exit_code = 255 if interrupted else 1
                 if interrupted and hasattr(self.run, "mark_preempting"):
                     self.run.mark_preempting()
-                self.run.summary.update({"status": status, "error": f"{type(exc).__name__}: {exc}"})
+                self.run.summary.update(
+                    {"status": status, "error": scrub(f"{type(exc).__name__}: {exc}")}
+                )
             if self._skipped:
                 log.info("wandb: skipped %d writes for steps W&B already holds", self._skipped)
         finally:

@@ -36,7 +36,17 @@ FORMAT = 2  # 1: the pickled state.pkl of earlier versions
 
 
 class CorruptCheckpoint(RunDirError):
-    """A checkpoint that cannot be loaded (damaged, incomplete, or not loadable by this agent)."""
+    """A checkpoint whose files are damaged: not as written (truncated, missing, changed)."""
+
+
+class UnusableCheckpoint(RunDirError):
+    """An intact checkpoint that does not fit this run: another run's (another ``num_envs``,
+    another run id) or one this agent cannot load. Skipped, never moved aside: the files are
+    healthy and may fit once the config is fixed."""
+
+
+class AgentMismatch(RunDirError):
+    """The checkpoint was written by another agent class than the config builds."""
 
 
 def global_rng_state() -> dict[str, Any]:
@@ -67,12 +77,19 @@ def _env_state(env: Any) -> dict[str, Any]:
 def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
     """Write the checkpoint of ``protocol``'s current step; returns its path."""
     with run_dir.new_checkpoint(protocol.num_timesteps) as ckpt:
-        if protocol.settings.checkpoint_replay and agent_traits(agent).save_accepts_replay:
-            agent.save(ckpt.agent, include_replay=True)  # type: ignore[call-arg]
-        else:
-            agent.save(ckpt.agent)
+        try:
+            if protocol.settings.checkpoint_replay and agent_traits(agent).save_accepts_replay:
+                agent.save(ckpt.agent, include_replay=True)  # type: ignore[call-arg]
+            else:
+                agent.save(ckpt.agent)
+        except (OSError, RuntimeError) as exc:
+            full = _disk_full_error(exc, ckpt.path, run_dir)
+            if full is None:
+                raise
+            raise full from exc
         payload = {
             "format": FORMAT,
+            "run_id": run_dir.run_id,
             "agent_class": f"{type(agent).__module__}.{type(agent).__qualname__}",
             "protocol": protocol.state_dict(),
             "settings": asdict(protocol.settings),
@@ -83,6 +100,35 @@ def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
         save_tree(ckpt.state, payload)
         write_manifest(ckpt)
     return run_dir.checkpoint_path(protocol.num_timesteps)
+
+
+def _disk_full_error(exc: BaseException, path: Path, run_dir: RunDir) -> OSError | None:
+    """A full disk said plainly: torch reports it as ``[enforce fail at inline_container.cc:...]
+    ... file write failed``, other writers as ``OSError(ENOSPC)``. ``None`` if it is not that."""
+    import errno
+    import shutil
+
+    text = str(exc)
+    nospace = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    try:
+        free = shutil.disk_usage(run_dir.path).free
+    except OSError:
+        free = None
+    torch_write = "file write failed" in text or "inline_container" in text
+    if not (nospace or torch_write):
+        return None
+    detail = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    room = f"{free >> 20} MiB free" if free is not None else "free space unknown"
+    if nospace or (free is not None and free < 64 << 20):
+        what = f"No space left on device ({room})"
+    else:
+        what = f"a write failed (a full disk or quota? {room})"
+    return OSError(
+        errno.ENOSPC if nospace or what.startswith("No space") else errno.EIO,
+        f"cannot write the checkpoint {path}: {what}: {type(exc).__name__}: {detail}. Free some "
+        f"space, then continue with `recsim-train resume={run_dir}` (the last complete "
+        "checkpoint is kept)",
+    )
 
 
 # ---------------------------------------------------------------------------------------- integrity
@@ -139,30 +185,94 @@ def damage(ckpt: Checkpoint) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------- restore
-def restore(ckpt: Checkpoint, protocol: LifelongProtocol, agent_cls: type[Agent]) -> Agent:
+def load_kwargs(agent_cls: type[Any], template: Any = None, *, trust: bool = False) -> dict:
+    """The keyword arguments that ``agent_cls.load`` takes of the runner's: whether cloudpickled
+    checkpoints may be loaded (``trust_checkpoints``, SB3's zips) and the inner agent's class that
+    the (allow-listed) config built (``inner_class``, :class:`~agents.baselines.FrozenAgent`), so
+    that no class is ever imported by a name read from the checkpoint."""
+    import inspect
+
+    try:
+        params = inspect.signature(agent_cls.load).parameters
+    except (TypeError, ValueError):
+        return {}
+    kwargs: dict[str, Any] = {}
+    if "trust_checkpoints" in params:
+        kwargs["trust_checkpoints"] = bool(trust)
+    inner = getattr(template, "inner", None)
+    if "inner_class" in params and inner is not None:
+        kwargs["inner_class"] = type(inner)
+    return kwargs
+
+
+def restore(
+    ckpt: Checkpoint, protocol: LifelongProtocol, agent_cls: type[Agent], **kwargs: Any
+) -> Agent:
     """Put the run back where ``ckpt`` was taken; returns the agent (``agent_cls.load``).
 
-    Everything is read first; only then is anything changed, so a :class:`CorruptCheckpoint`
-    (the checkpoint is damaged or cannot be loaded) leaves ``protocol`` as it was and the caller
-    can try an older checkpoint.
+    Everything is read and checked first; only then is anything changed, so a
+    :class:`CorruptCheckpoint` (damaged files) or an :class:`UnusableCheckpoint` (intact, but
+    another run's or not loadable here) leaves ``protocol`` as it was and the caller can try an
+    older checkpoint. ``kwargs`` go to ``agent_cls.load`` (:func:`load_kwargs`).
     """
     problem = damage(ckpt)
     if problem is not None:
         raise CorruptCheckpoint(f"{ckpt.path}: {problem}")
     try:
         payload = load_tree(ckpt.state)
-        agent = agent_cls.load(ckpt.agent, env=protocol.train_env)
-    except Exception as exc:  # any loader's error on a damaged file: zip, torch, JSON, npz ...
-        raise CorruptCheckpoint(
+    except Exception as exc:  # intact per its manifest, but unreadable: written by something else
+        raise UnusableCheckpoint(
+            f"{ckpt.path}: cannot read {ckpt.state.name} ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UnusableCheckpoint(f"{ckpt.path}: not a checkpoint of format {FORMAT}")
+    own_id = protocol.run_dir.run_id
+    if payload.get("run_id") and own_id and payload["run_id"] != own_id:
+        raise UnusableCheckpoint(
+            f"{ckpt.path} belongs to another run (run id {payload['run_id']}, this run is {own_id})"
+        )
+    saved_class = str(payload.get("agent_class", ""))
+    if saved_class and saved_class.rsplit(".", 1)[-1] != agent_cls.__qualname__.rsplit(".", 1)[-1]:
+        raise AgentMismatch(
+            f"{ckpt.path} was written by the agent {saved_class}, but the run's config builds "
+            f"{agent_cls.__module__}.{agent_cls.__qualname__} (agent._target_ in config.yaml): "
+            "fix the config to resume; the checkpoint is left as it is"
+        )
+    try:
+        agent = agent_cls.load(ckpt.agent, env=protocol.train_env, **kwargs)
+    except RunDirError:
+        raise
+    except Exception as exc:  # any loader's error on a file that is not this agent's
+        if "trust_checkpoints" in str(exc):
+            raise RunDirError(f"{ckpt.path}: {exc}") from exc
+        raise UnusableCheckpoint(
             f"{ckpt.path}: cannot load it ({type(exc).__name__}: {exc})"
         ) from exc
     env = protocol.train_env
     if not isinstance(env, Resumable):
         raise TypeError(f"the training env {type(env).__name__} has no load_state_dict()")
-    env.load_state_dict(payload["env"])
-    protocol.writer.load_state_dict(payload["writer"])
-    set_global_rng_state(payload["rng"])
-    protocol.load_state_dict(payload["protocol"])
+    before = {
+        "env": env.state_dict(),
+        "protocol": protocol.state_dict(),
+        "rng": global_rng_state(),
+    }
+    try:
+        # the env first: another run's checkpoint (another num_envs) fails here, before the
+        # writer truncates metrics.csv to the checkpoint's position
+        env.load_state_dict(payload["env"])
+        protocol.load_state_dict(payload["protocol"])
+        set_global_rng_state(payload["rng"])
+        protocol.writer.load_state_dict(payload["writer"])
+    except Exception as exc:
+        try:  # as it was, for an older checkpoint (which sets all of it again anyway)
+            env.load_state_dict(before["env"])
+            protocol.load_state_dict(before["protocol"])
+            set_global_rng_state(before["rng"])
+        except Exception:
+            pass
+        raise UnusableCheckpoint(
+            f"{ckpt.path} does not fit this run ({type(exc).__name__}: {exc})"
+        ) from exc
     # Hand the agent the observation (and info) it was about to act on: an agent without them
     # would reset, i.e. re-seed and re-create, the world at the next learn().
     if isinstance(agent, ContinuesStream) and protocol.state.last_obs is not None:

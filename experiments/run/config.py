@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.analysis.schema import summary_metric_names
+from experiments.run.secrets import redact
 from recsim_env.validation import ConfigError, check_bool, check_int, check_keys, check_real, fail
 
 # The conf dir by absolute path: "../conf" would be looked up as a Python package ("conf") when
@@ -125,9 +126,10 @@ class TopLevelConfig:
     resume: bool | str
     optimize_metric: str
     progress: bool
+    trust_checkpoints: bool  # load cloudpickled (SB3) checkpoints on resume: this command's choice
 
     def __post_init__(self) -> None:
-        check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0, MAX_SEED)
         check_int("torch_threads", self.torch_threads, 1)
         if not isinstance(self.resume, bool | str):
             fail("resume", self.resume, "true, false or the path of a run directory")
@@ -137,23 +139,49 @@ class TopLevelConfig:
         if self.optimize_metric not in allowed:
             fail("optimize_metric", self.optimize_metric, f"one of {allowed}")
         check_bool("progress", self.progress)
+        check_bool("trust_checkpoints", self.trust_checkpoints)
 
 
 TOP_LEVEL_SECTIONS = ("env", "agent", "logger", "protocol")
+MAX_SEED = 2**32 - 1  # numpy's legacy global seed (np.random.seed) takes no more
 
 
-def _target_importable(key: str, target: Any) -> None:
+def _target_importable(key: str, target: Any, *, optional_dependency: bool = False) -> None:
+    """``target`` names an importable attribute. With ``optional_dependency`` a module that exists
+    but needs a package that is not installed (the W&B sink without ``wandb``) passes: the runner
+    skips that sink with a warning; a misspelled module or class is an error either way."""
     if not isinstance(target, str) or "." not in target:
         fail(key, target, "a dotted path 'package.module.Class'")
     module_name, _, attr = target.rpartition(".")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        missing = getattr(exc, "name", None) or ""
+        ours = module_name == missing or module_name.startswith(missing + ".") if missing else True
+        if optional_dependency and not ours:
+            return
         raise ConfigError(
             f"invalid config value {key}={target!r}: cannot import {module_name!r} ({exc})"
         ) from exc
     if not hasattr(module, attr):
         raise ConfigError(f"invalid config value {key}={target!r}: {module_name!r} has no {attr!r}")
+
+
+def _check_flags(key: str, node: Mapping[str, Any]) -> None:
+    """A value for a constructor parameter typed ``bool`` must be a boolean: ``'false'`` (a string,
+    which Python's ``bool()`` would make True) and ``2`` are refused with the key named."""
+    try:
+        module_name, _, attr = str(node["_target_"]).rpartition(".")
+        params = inspect.signature(getattr(importlib.import_module(module_name), attr)).parameters
+    except Exception:  # not introspectable: the constructor checks its own values
+        return
+    for name, param in params.items():
+        annotation = str(param.annotation).replace("Optional[bool]", "bool | None")
+        if name in node and annotation in ("bool", "bool | None", "<class 'bool'>"):
+            value = node[name]
+            if value is None and "None" in annotation:
+                continue
+            check_bool(f"{key}.{name}", value)
 
 
 def _plain(node: Any) -> Any:
@@ -206,6 +234,9 @@ def validate(cfg: DictConfig) -> RunConfig:
     if "_target_" not in agent:
         raise ConfigError("agent has no '_target_' (select an agent with agent=<option>)")
     _target_importable("agent._target_", agent["_target_"])
+    _check_flags("agent", agent)
+    if isinstance(agent.get("inner"), Mapping) and "_target_" in agent["inner"]:
+        _check_flags("agent.inner", agent["inner"])
 
     logger = root["logger"]
     check_keys("logger", logger, ["sinks"])
@@ -216,7 +247,10 @@ def validate(cfg: DictConfig) -> RunConfig:
         if sink is None:
             continue  # a sink switched off with logger.sinks.<name>=null
         if not isinstance(sink, Mapping) or "_target_" not in sink:
-            fail(f"logger.sinks.{name}", sink, "a sink config with a '_target_'")
+            fail(f"logger.sinks.{name}", redact(sink), "a sink config with a '_target_'")
+        _target_importable(
+            f"logger.sinks.{name}._target_", sink["_target_"], optional_dependency=True
+        )
     return RunConfig(top=top, env=env, protocol=protocol)
 
 

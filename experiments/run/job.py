@@ -60,7 +60,7 @@ from experiments.run.rundir import (
     clean_choices,
     override_key,
 )
-from experiments.run.secrets import redact, redact_overrides
+from experiments.run.secrets import install_log_filter, redact, redact_overrides, scrub
 from experiments.run.sinks import MetricSink, MetricWriter, RunContext
 from recsim_env.vector_env import RecSimVectorEnv
 
@@ -113,6 +113,7 @@ def run(
     ``overrides`` and the group ``choices`` default to what Hydra says about the current job.
     ``on_eval(step, summary)`` is called after every evaluation (``recsim-tune`` prunes there).
     """
+    install_log_filter()  # no secret value reaches train.log or the console through a message
     hydra_job = JobInfo.from_hydra()
     path = Path(run_dir) if run_dir is not None else hydra_job.output_dir
     if path is None:
@@ -149,7 +150,7 @@ def run(
         raise
     except Exception as exc:
         if job.multirun:
-            log.error("job failed (%s): %s: %s", rd, type(exc).__name__, exc)
+            log.error("job failed (%s): %s: %s", rd, type(exc).__name__, scrub(str(exc)))
             if isinstance(exc, RunDirError) and job.sweep_dir is not None:
                 # the dir is another process's or another run's: record beside it, not in it
                 record_rejected(job.sweep_dir, rd.path, job.overrides, exc, job.job_num)
@@ -229,7 +230,13 @@ def _run(
     failed = True
     try:
         train_env.reset(seed=top.seed)  # a seeded world even for agents that reset without a seed
-        agent: Agent = instantiate_checked(cfg.agent, "agent", env=train_env)
+        try:
+            agent: Agent = instantiate_checked(cfg.agent, "agent", env=train_env)
+        except ConfigError as exc:
+            if checkpoint is None:
+                raise
+            # the saved config no longer builds its agent (edited?): the record stays as it was
+            raise RunDirError(f"cannot resume {rd}: config.yaml: {exc}") from exc
         config = redact(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)))
         context = RunContext(
             run_dir=rd.path,
@@ -253,7 +260,14 @@ def _run(
             train_env, make_eval_env, writer, protocol_cfg, rd, on_eval=on_eval
         )
         if checkpoint is not None:
-            agent = resume.restore(protocol, rd, checkpoint, type(agent))
+            agent = resume.restore(
+                protocol,
+                rd,
+                checkpoint,
+                type(agent),
+                template=agent,
+                trust_checkpoints=top.trust_checkpoints,
+            )
         log.info(
             "run dir %s | agent %s | env %s x%d | %d user-steps",
             rd,
@@ -262,8 +276,12 @@ def _run(
             env_cfg.num_envs,
             protocol_cfg.total_steps,
         )
-        # summary.json is readable from the start (status "running"), updated at every checkpoint
-        writer.write_summary(protocol.summary(status=RUNNING), sinks=False)
+        finished_before = None  # a completed run resumed without more steps: not trained again
+        if checkpoint is not None and protocol.completed:
+            finished_before = rd.state().summary
+        else:
+            # summary.json is readable from the start (status "running"), updated at checkpoints
+            writer.write_summary(protocol.summary(status=RUNNING), sinks=False)
         start = time.perf_counter()
         with (
             console.progress(top.progress and not job.multirun, protocol),
@@ -272,6 +290,8 @@ def _run(
             summary = protocol.run(agent)
         summary["wall_time_s"] = time.perf_counter() - start
         summary["run_dir"] = str(rd)
+        if finished_before is not None and "wall_time_s" in finished_before:
+            summary["wall_time_s"] = finished_before["wall_time_s"]  # the training's, kept
         writer.write_summary(summary)
         if job.multirun:
             log.info(

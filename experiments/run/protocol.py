@@ -186,10 +186,13 @@ class LifelongProtocol(StepCallback):
         log.debug("checkpoint %s", path)
         return path
 
-    def restore(self, checkpoint: Checkpoint | str | Path, agent_cls: type[Agent]) -> Agent:
-        """Load a checkpoint: returns the restored agent; env, writer, RNGs and state are restored."""
+    def restore(
+        self, checkpoint: Checkpoint | str | Path, agent_cls: type[Agent], **load_kwargs: Any
+    ) -> Agent:
+        """Load a checkpoint: returns the restored agent; env, writer, RNGs and state are restored.
+        ``load_kwargs`` go to ``agent_cls.load`` (:func:`experiments.run.checkpoint.load_kwargs`)."""
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(Path(checkpoint))
-        self.agent = checkpoints.restore(ckpt, self, agent_cls)
+        self.agent = checkpoints.restore(ckpt, self, agent_cls, **load_kwargs)
         if self.completed and self.settings.total_steps > self.num_timesteps:
             self.state.completed = False  # a finished run extended with a larger total_steps
         return self.agent

@@ -218,8 +218,11 @@ def frozen_copy(agent: Any, env: Any) -> tuple[Any, Any]:
     with tempfile.TemporaryDirectory(prefix="recsim-frozen-") as tmp:
         path = Path(tmp) / "agent"
         agent.save(path)
+        from experiments.run.checkpoint import load_kwargs
+
+        kwargs = load_kwargs(type(agent), agent, trust=True)  # our own file, just written
         try:
-            clone = type(agent).load(path, env=env_copy)
+            clone = type(agent).load(path, env=env_copy, **kwargs)
         except TypeError:  # a plug-in whose load takes no env
             clone = type(agent).load(path)
     return clone, env_copy

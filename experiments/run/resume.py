@@ -26,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from agents.base import Agent
-from experiments.run.checkpoint import CorruptCheckpoint
+from experiments.run.checkpoint import CorruptCheckpoint, UnusableCheckpoint, load_kwargs
 from experiments.run.protocol import LifelongProtocol
 from experiments.run.rundir import (
     Checkpoint,
@@ -34,13 +34,16 @@ from experiments.run.rundir import (
     RunDir,
     RunDirError,
     RunDirInUse,
+    natural_key,
     override_key,
 )
 from experiments.run.secrets import REDACTED, is_secret_key
+from experiments.run.trust import check_saved_config
 
 log = logging.getLogger("experiments.run")
 
 RESUMABLE_OVERRIDES = ("protocol.total_steps",)
+MAX_SCAN = 10_000  # entries of a dir looked at when telling what a non-run path is
 
 __all__ = ["RESUMABLE_OVERRIDES", "resolve", "restore", "resumable"]
 
@@ -60,15 +63,21 @@ def resumable(path: str | Path) -> RunDir:
         raise NotARunDir(f"resume={path}: no such directory; {hint}")
     if not path.is_dir():
         raise NotARunDir(f"resume={path} is a file, not a run directory; {hint}")
+    if path.resolve() == Path(path.resolve().anchor):
+        raise NotARunDir(f"resume={path} is the filesystem root, not a run directory; {hint}")
     if not RunDir.is_run_dir(path):
-        jobs = [rd for rd in RunDir.find(path) if rd.path != path]
+        jobs = _runs_below(path)
         if jobs:
             raise NotARunDir(
                 f"resume={path} is a sweep dir ({len(jobs)} runs under it), not one run: "
                 f"resume every job with `recsim-train -m <the sweep's overrides> "
                 f"hydra.sweep.dir={path} resume=true`, or one with resume={jobs[0].path}"
             )
-        what = "an empty directory" if not any(path.iterdir()) else "not a run directory"
+        try:
+            empty = not any(path.iterdir())
+        except OSError as exc:
+            raise NotARunDir(f"resume={path}: cannot read it ({exc.strerror}); {hint}") from exc
+        what = "an empty directory" if empty else "not a run directory"
         markers = f"{RunDir.CONFIG}, {RunDir.SUMMARY} or {RunDir.CHECKPOINTS}/"
         raise NotARunDir(f"resume={path} is {what} (no {markers}); {hint}")
     rd = RunDir(path)
@@ -82,6 +91,31 @@ def resumable(path: str | Path) -> RunDir:
             f"again without resume= (hydra.run.dir={path} reuses the dir)"
         )
     return rd
+
+
+def _runs_below(path: Path, depth: int = 2) -> list[RunDir]:
+    """Run dirs at most ``depth`` levels under ``path`` (a sweep's jobs: ``<sweep>/<job>``); dirs
+    that cannot be read are passed over (``resume=/`` must not walk the whole filesystem)."""
+    found: list[RunDir] = []
+    if depth <= 0:
+        return found
+    try:
+        children = sorted(
+            (c for c in path.iterdir() if c.is_dir() and not c.is_symlink()), key=natural_key
+        )
+    except OSError:
+        return found
+    for child in children[:MAX_SCAN]:  # a sweep dir holds jobs; a huge dir is no sweep
+        try:
+            if child.name in RunDir.NOT_RUNS:
+                continue
+            if RunDir.is_run_dir(child):
+                found.append(RunDir(child))
+            else:
+                found.extend(_runs_below(child, depth - 1))
+        except OSError:
+            continue
+    return found
 
 
 def _resume_arg(cfg: DictConfig) -> bool | str:
@@ -115,6 +149,8 @@ def resolve(
     if checkpoint is None or saved is None:
         log.warning("resume: nothing to resume in %s; starting a fresh run", rd)
         return cfg, None
+    # the saved config is data: it names only code the project or this command line chose
+    check_saved_config(saved, cfg, rd)
     given = {override_key(o): o for o in overrides}
     record = rd.job()
     own = set(record.overrides) | {f"{g}={c}" for g, c in record.choices.items()}
@@ -123,6 +159,7 @@ def resolve(
         for k, o in given.items()
         if k != "resume"
         and k not in RESUMABLE_OVERRIDES
+        and k != "trust_checkpoints"
         and not k.startswith("hydra")
         and not is_secret_key(k)
         and o
@@ -147,6 +184,8 @@ def resolve(
             OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
     _restore_secrets(saved, cfg, given)
     saved.resume = True
+    # whether to load cloudpickled checkpoints is this command line's decision, never the run's
+    saved.trust_checkpoints = bool(cfg.get("trust_checkpoints", False))
     return saved, checkpoint
 
 
@@ -175,19 +214,34 @@ def _restore_secrets(saved: DictConfig, cfg: DictConfig, given: Mapping[str, str
 
 
 def restore(
-    protocol: LifelongProtocol, rd: RunDir, latest: Checkpoint, agent_cls: type[Agent]
+    protocol: LifelongProtocol,
+    rd: RunDir,
+    latest: Checkpoint,
+    agent_cls: type[Agent],
+    *,
+    template: Agent | None = None,
+    trust_checkpoints: bool = False,
 ) -> Agent:
-    """Restore from ``latest``, or the newest intact checkpoint before it (a warning says why).
+    """Restore from ``latest``, or the newest usable checkpoint before it (a warning says why).
 
-    A damaged checkpoint is moved aside (``checkpoints/damaged-step_...``) so that it is neither
-    loaded nor counted by ``keep_checkpoints`` again; nothing is deleted.
+    A damaged checkpoint (its files are not as written) is moved aside
+    (``checkpoints/damaged-step_...``) so that it is neither loaded nor counted by
+    ``keep_checkpoints`` again; nothing is deleted. An intact checkpoint that does not fit (another
+    run's, another ``num_envs``) is skipped and left where it is; one written by another agent
+    than the config builds is an error (fix the config): it is never moved aside. ``template`` is
+    the agent the config built (its inner agent's class for a frozen agent's checkpoint).
     """
+    kwargs = load_kwargs(agent_cls, template, trust=trust_checkpoints)
     candidates = [c for c in reversed(rd.checkpoints()) if c.step <= latest.step]
     problems = []
     for ckpt in candidates:
         try:
             log.info("resuming from %s", ckpt.path)
-            agent = protocol.restore(ckpt, agent_cls)
+            agent = protocol.restore(ckpt, agent_cls, **kwargs)
+        except UnusableCheckpoint as exc:
+            problems.append(str(exc))
+            log.warning("checkpoint %s skipped (left as it is): %s", ckpt.path.name, exc)
+            continue
         except CorruptCheckpoint as exc:
             problems.append(str(exc))
             if ckpt.legacy:  # not damaged: written by an earlier version (left as it is)
@@ -200,6 +254,12 @@ def restore(
             log.warning("checkpoint damaged, moved aside to %s: %s", aside.name, exc)
             ckpt.path.rename(aside)
             continue
+        except RunDirError:
+            raise
+        except Exception as exc:  # never a traceback that rewrites the run's record
+            raise RunDirError(
+                f"cannot resume {rd} from {ckpt.path.name}: {type(exc).__name__}: {exc}"
+            ) from exc
         if problems:
             log.warning(
                 "resumed from the older checkpoint %s (step %d) instead of step %d",

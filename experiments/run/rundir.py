@@ -87,6 +87,20 @@ class JobRecord:
     choices: dict[str, str] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        """``run.json`` is data from the run dir: each field must have its type."""
+        for name in ("run_id", "name", "group"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"run.json: {name} is not a string")
+        if not isinstance(self.choices, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.choices.items()
+        ):
+            raise TypeError("run.json: choices is not a mapping of strings")
+        if not isinstance(self.overrides, list) or not all(
+            isinstance(o, str) for o in self.overrides
+        ):
+            raise TypeError("run.json: overrides is not a list of strings")
+
 
 @dataclass(frozen=True)
 class RunState:
@@ -298,6 +312,8 @@ class RunDir:
         if path.exists():
             try:
                 data = json.loads(path.read_text())
+                if not isinstance(data, dict):
+                    raise TypeError("run.json is not an object")
                 return JobRecord(**{k: data[k] for k in asdict(JobRecord()) if k in data})
             except (ValueError, TypeError) as exc:
                 log.warning("unreadable %s: %s", path, exc)
@@ -335,7 +351,9 @@ class RunDir:
         caller sees. On a full disk each file is written in place if its temporary cannot be
         (see :func:`write_text_atomic`); what cannot be written at all is logged.
         """
-        message = f"{type(exc).__name__}: {exc}"
+        from experiments.run.secrets import scrub
+
+        message = scrub(f"{type(exc).__name__}: {exc}")  # a message may echo a secret input
         try:
             self.create()
             try:
@@ -348,7 +366,7 @@ class RunDir:
         except OSError as write_error:
             log.error("cannot record the failure in %s: %s", self.summary_path, write_error)
         try:
-            trace = "".join(traceback.format_exception(exc))
+            trace = scrub("".join(traceback.format_exception(exc)))
             write_text_atomic(self.error_path, trace, in_place_fallback=True)
         except OSError as write_error:
             log.error("cannot write %s: %s", self.error_path, write_error)

@@ -14,7 +14,7 @@ sweep). The trial's
 override list is stored in the study (user attribute ``overrides``, with the ready-made ``command``):
 ``recsim-train <overrides>`` reproduces it exactly.
 
-Search spaces are YAML files in ``conf/tune/`` (``--space dqn``) or anywhere (``--space my.yaml``)::
+Search spaces are YAML files in ``experiments/tune/spaces/`` (``--space dqn``) or anywhere (``--space my.yaml``)::
 
     overrides: [agent=dqn]                  # fixed overrides that come with the space
     metric: online/reward                   # optional: the summary.json key to optimise
@@ -48,12 +48,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from experiments.run.config import ConfigError
 from experiments.run.protocol import RunInterrupted
 from experiments.run.rundir import write_json_atomic
 from experiments.tune.space import SearchSpace
 from experiments.tune.study import best_record, report, tune
+from recsim_env.validation import check_int, check_real, fail
 
 BEST_FILE = "best.json"
 JOURNAL_FILE = "optuna.journal"
@@ -61,7 +63,7 @@ JOURNAL_FILE = "optuna.journal"
 
 # ---------------------------------------------------------------------------------------- console
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="recsim-tune",
         description="Bayesian hyperparameter search (Optuna TPE + median pruning) over "
         "recsim-train runs. Positional arguments are recsim-train overrides fixed for every trial.",
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--space",
         default="dqn",
-        help="a search space in conf/tune/ (name) or a YAML file (default: dqn)",
+        help="a search space in experiments/tune/spaces/ (name) or a YAML file (default: dqn)",
     )
     parser.add_argument("--study-name", default=None, help="default: the space's name")
     parser.add_argument(
@@ -110,19 +112,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_SEED = 2**32 - 1  # Optuna's TPE sampler seeds numpy with it
+
+
+def check_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Every option's value checked with the project's checkers (a :class:`ConfigError` naming
+    the option, the value and what is allowed); returns ``args`` with normalised values."""
+    args.n_trials = check_int("--n-trials", args.n_trials, 1)
+    if args.timeout is not None:
+        args.timeout = check_real("--timeout", args.timeout, 0.0, lo_open=True)
+    args.seed = check_int("--seed", args.seed, 0, MAX_SEED)
+    args.n_startup_trials = check_int("--n-startup-trials", args.n_startup_trials, 0)
+    args.prune_startup_trials = check_int("--prune-startup-trials", args.prune_startup_trials, 0)
+    args.prune_warmup_steps = check_int("--prune-warmup-steps", args.prune_warmup_steps, 0)
+    for option in ("space", "study_name", "storage", "tune_dir", "metric"):
+        value = getattr(args, option)
+        if value is not None and (not value.strip() or "\x00" in value):
+            fail(f"--{option.replace('_', '-')}", value, "a non-empty text without NUL bytes")
+    return args
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's own errors: exit 2, no traceback
+        self.print_usage(sys.stderr)
+        raise ConfigError(f"{message} (see recsim-tune --help)")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line parsed and checked (:func:`check_args`); raises :class:`ConfigError`."""
+    return check_args(build_parser().parse_args(argv))
+
+
+def _load_space(space: str) -> SearchSpace:
+    try:
+        return SearchSpace.load(space)
+    except ConfigError:
+        raise
+    except Exception as exc:  # an unreadable file, YAML that does not parse, a bad path
+        raise ConfigError(
+            f"invalid --space={space!r} (allowed: a name in conf/tune/ or a readable search-space "
+            f"YAML file): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``recsim-tune`` (returns the exit status)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ConfigError as exc:
+        print(f"recsim-tune: {exc}", file=sys.stderr)
+        return 2
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     try:
-        space = SearchSpace.load(args.space)
+        space = _load_space(args.space)
         study_name = args.study_name or Path(args.space).stem
         tune_dir = Path(args.tune_dir or Path("tune") / study_name)
         storage = args.storage or str(tune_dir / JOURNAL_FILE)
-        if args.n_trials < 1:
-            raise ConfigError(f"--n-trials={args.n_trials}: expected an integer >= 1")
         study = tune(
             space,
             args.overrides,

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from experiments.run.config import CONF_DIR, ConfigError
+from experiments.run.config import ConfigError
 
-SPACE_DIR = CONF_DIR / "tune"
+SPACE_DIR = Path(__file__).resolve().parent / "spaces"  # outside conf/: no recsim-train group
 PARAM_TYPES = ("float", "int", "categorical")
 
 
@@ -77,7 +77,7 @@ class SearchSpace:
 
     @classmethod
     def load(cls, space: str | Path) -> SearchSpace:
-        """``space``: a name in ``conf/tune/`` or the path of a YAML file."""
+        """``space``: a name in ``experiments/tune/spaces/`` or the path of a YAML file."""
         path = Path(space)
         if not path.suffix and not path.exists():
             path = SPACE_DIR / f"{space}.yaml"

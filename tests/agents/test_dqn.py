@@ -9,11 +9,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from recording import Recorder, make_env
 
 import recsim_env  # noqa: F401  (registers the ids)
-from agents.base import Agent, StepCallback, Transition, final_observations
+from agents.base import Agent, final_observations
 from agents.dqn import DQNAgent, DQNConfig, ReplayBuffer, build_q_network
-from agents.dqn.losses import (
+from agents.qlearning.losses import (
     adam_step,
     bootstrap_value,
     optimizer_step,
@@ -21,32 +22,10 @@ from agents.dqn.losses import (
     td_target,
     update_target,
 )
-from agents.dqn.schedules import epsilon_schedule, lr_schedule
+from agents.qlearning.schedules import epsilon_schedule, lr_schedule
 from recsim_env.observation import ObsLayout
 
-ENV_ID = "recsim_env/Stationary-v0"
 FAST = dict(hidden_sizes=[32], buffer_size=4_000, learning_starts=200, batch_size=32)
-
-
-def make_env(num_envs: int = 4, **kwargs) -> gym.vector.VectorEnv:
-    return gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs)
-
-
-class Recorder(StepCallback):
-    def __init__(self) -> None:
-        self.transitions: list[Transition] = []
-
-    def on_step(self, transition: Transition) -> bool:
-        self.transitions.append(transition)
-        return True
-
-    @property
-    def rewards(self) -> np.ndarray:
-        return np.array([t.rewards.mean() for t in self.transitions])
-
-    @property
-    def losses(self) -> list[float]:
-        return [t.metrics["train/loss"] for t in self.transitions if t.metrics]
 
 
 # ---------------------------------------------------------------------------------- config

@@ -1,12 +1,22 @@
 """The long-term references on returning users: oracle_longterm and the observation-only rule."""
 
+import importlib.util
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import recsim_env  # noqa: F401
 from agents.baselines import LongTermRuleAgent, OracleAgent, OracleLongTermAgent
-from agents.baselines.measure_longterm import first_lifetimes, mean_ci, measure
+
+# the study script (docs/studies/longterm/scripts/, not part of the library), loaded from its file
+_SCRIPT = Path(__file__).resolve().parents[2] / "docs/studies/longterm/scripts/measure_longterm.py"
+_spec = importlib.util.spec_from_file_location("measure_longterm", _SCRIPT)
+assert _spec is not None and _spec.loader is not None
+_study = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_study)
+first_lifetimes, mean_ci, measure = _study.first_lifetimes, _study.mean_ci, _study.measure
 
 
 @pytest.fixture(scope="module")

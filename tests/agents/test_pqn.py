@@ -10,31 +10,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from recording import ENV_ID, Recorder, make_env
 
 import recsim_env
 from agents import PQNAgent as LazyPQNAgent
-from agents.base import Agent, StepCallback, Transition
+from agents.base import Agent
 from agents.pqn import PQNAgent, PQNConfig, q_lambda_targets
 
-ENV_ID = "recsim_env/Stationary-v0"
 FAST = dict(hidden_sizes=[32], rollout_steps=8, minibatch_size=32, num_minibatches=4)
-
-
-def make_env(num_envs: int = 4, **kwargs) -> gym.vector.VectorEnv:
-    return gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs)
-
-
-class Recorder(StepCallback):
-    def __init__(self) -> None:
-        self.transitions: list[Transition] = []
-
-    def on_step(self, transition: Transition) -> bool:
-        self.transitions.append(transition)
-        return True
-
-    @property
-    def losses(self) -> list[float]:
-        return [t.metrics["train/loss"] for t in self.transitions if t.metrics]
 
 
 # ---------------------------------------------------------------------------------- config

@@ -125,7 +125,10 @@ def test_trains_reports_metrics_saves_and_loads(cls, tmp_path):
     path = tmp_path / "ckpt" / "agent.ckpt"
     agent.save(path)
     assert path.is_file() and not path.with_suffix(".ckpt.zip").exists()
-    for loaded in (cls.load(path), cls.load(path, env=vector_env())):
+    for loaded in (
+        cls.load(path, trust_checkpoints=True),
+        cls.load(path, env=vector_env(), trust_checkpoints=True),
+    ):
         assert type(loaded) is cls
         assert loaded.hyperparameters() == agent.hyperparameters()
         np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
@@ -138,7 +141,7 @@ def test_trains_reports_metrics_saves_and_loads(cls, tmp_path):
     loaded.learn(4 * B)  # continues the count (reset_num_timesteps=False)
     assert loaded.num_timesteps >= agent.num_timesteps + 4 * B
     with pytest.raises(RuntimeError, match="without an env"):
-        cls.load(path).learn(B)
+        cls.load(path, trust_checkpoints=True).learn(B)
 
 
 @pytest.mark.parametrize("cls", ALGORITHMS, ids=lambda c: c.__name__)
@@ -311,11 +314,14 @@ def test_checkpoints_are_typed(tmp_path, caplog):
     agent = SB3A2C(vector_env(), seed=0, **TINY[SB3A2C])
     agent.save(tmp_path / "a2c.zip")
     with pytest.raises(ValueError, match="SB3A2C checkpoint, not SB3PPO"):
-        SB3PPO.load(tmp_path / "a2c.zip")
+        SB3PPO.load(tmp_path / "a2c.zip", trust_checkpoints=True)
+    # SB3's zips are cloudpickle: they load only when trusted, and the error says how
+    with pytest.raises(ValueError, match="loads only with trust_checkpoints=true"):
+        SB3A2C.load(tmp_path / "a2c.zip")
     # SB3's zips are cloudpickle (unlike our agents' checkpoints): every load says so
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="agents.sb3.adapters"):
-        SB3A2C.load(tmp_path / "a2c.zip")
+        SB3A2C.load(tmp_path / "a2c.zip", trust_checkpoints=True)
     assert any(
         "SB3 checkpoints are cloudpickle: load only from trusted dirs" in r.getMessage()
         and str(tmp_path / "a2c.zip") in r.getMessage()
@@ -328,7 +334,7 @@ def test_replay_buffer_can_travel_with_the_checkpoint(tmp_path):
     agent.learn(20 * B)
     path = tmp_path / "dqn.zip"
     agent.save(path)
-    loaded = SB3DQN.load(path, env=vector_env())
+    loaded = SB3DQN.load(path, env=vector_env(), trust_checkpoints=True)
     assert loaded.model.replay_buffer.size() == agent.model.replay_buffer.size() > 0
     np.testing.assert_array_equal(
         loaded.model.replay_buffer.observations, agent.model.replay_buffer.observations
@@ -361,7 +367,7 @@ def test_resume_from_checkpoint_continues_the_same_stream(cls, tmp_path):
     agent.learn(budget, callback=reference)
 
     env = vector_env()
-    resumed = cls.load(tmp_path / "agent", env=env)
+    resumed = cls.load(tmp_path / "agent", env=env, trust_checkpoints=True)
     env.load_state_dict(env_state)
     _set_global_rng_state(rng_state)
     assert resumed.model._last_obs is None  # SB3 would reset the env at the next learn()

@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE_ANALYSIS = ("schema", "series", "lifelong", "regimes", "stats")
-SHIMS = ("train", "compare", "bench_train", "bench_sim", "lifelong_metrics", "config_validation")
+PACKAGES = ("recsim_env", "agents", "experiments", "hydra_plugins")
+# the analysis core: every module of experiments/analysis/ but the compare tool
+PURE_ANALYSIS = tuple(
+    sorted(p.stem for p in (ROOT / "experiments" / "analysis").glob("*.py") if p.stem != "__init__")
+)
+SHIMS = ("train", "compare", "bench_train")
 TOOLS = ("experiments.tune", "experiments.bench", "experiments.quickstart")
 # module prefix -> prefixes it must never import
 FORBIDDEN = {
@@ -65,7 +69,7 @@ def within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-@pytest.mark.parametrize("path", sources("recsim_env", "agents", "experiments"), ids=str)
+@pytest.mark.parametrize("path", sources(*PACKAGES), ids=str)
 def test_imports_point_one_way(path):
     name = module_name(path)
     rules = [banned for prefix, banned in FORBIDDEN.items() if within(name, prefix)]
@@ -79,10 +83,21 @@ def test_imports_point_one_way(path):
     assert not bad, f"{name} imports {bad}, a layer above its own (see ARCHITECTURE.md)"
 
 
-def test_no_experiments_module_is_long():
-    lengths = {module_name(p): len(p.read_text().splitlines()) for p in sources("experiments")}
-    long = {k: v for k, v in lengths.items() if v > 500}
+# Modules that were longer than 500 lines when the rule was extended to every package, each in work
+# another change owns now: they may not grow past this length; remove an entry once it is split.
+LONG_BASELINE = {"recsim_env.core": 538, "agents.sb3.adapters": 534, "agents.dqn.adaptive": 523}
+
+
+def test_no_module_is_long():
+    lengths = {module_name(p): len(p.read_text().splitlines()) for p in sources(*PACKAGES)}
+    long = {k: v for k, v in lengths.items() if v > LONG_BASELINE.get(k, 500)}
     assert not long, f"split these modules (> 500 lines): {long}"
+
+
+def test_the_analysis_core_is_every_analysis_module():
+    assert {"schema", "series", "lifelong", "regimes", "stats", "click_metrics", "recovery",
+            "recovery_tracker", "recovery_records"} <= set(PURE_ANALYSIS)  # fmt: skip
+    assert "compare" not in PURE_ANALYSIS
 
 
 def test_the_rule_itself_catches_a_wrong_import(tmp_path):

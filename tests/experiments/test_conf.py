@@ -54,7 +54,7 @@ AGENTS = {
 }
 # agents that need returning users (info["longterm_*"], observed item quality signals)
 LONGTERM_AGENTS = {"oracle_longterm", "longterm_rule"}
-ENVS = {"drifting", "stationary", "abrupt", "seasonal", "cold_start", "long_term"}
+ENVS = {"drifting", "stationary", "abrupt", "seasonal", "cold_start", "long_term", "movielens"}
 
 
 def options(group: str) -> list[str]:
@@ -86,8 +86,9 @@ def test_defaults_list_and_top_level_keys(compose_cfg):
         "resume",
         "optimize_metric",
         "progress",
+        "trust_checkpoints",
     }
-    assert cfg.torch_threads == 1 and cfg.resume is False
+    assert cfg.torch_threads == 1 and cfg.resume is False and cfg.trust_checkpoints is False
     typed = validate(cfg)
     assert typed.protocol.total_steps == cfg.protocol.total_steps
 
@@ -310,3 +311,12 @@ def test_the_yaml_is_the_one_source_of_the_runner_defaults(compose_cfg):
     assert dataclasses.asdict(protocol) == OmegaConf.to_container(cfg.protocol, resolve=True)
     with pytest.raises(ConfigError, match=r"protocol\.ndcg_k"):
         validate(compose_cfg("~protocol.ndcg_k"))
+
+
+def test_tune_spaces_are_no_recsim_train_group():
+    """recsim-tune's search spaces live beside it, not in conf/ (where recsim-train --help would
+    offer them as a config group)."""
+    from experiments.tune.space import SPACE_DIR
+
+    assert not (CONF / "tune").exists()
+    assert {"dqn", "pqn", "linucb"} <= {p.stem for p in SPACE_DIR.glob("*.yaml")}

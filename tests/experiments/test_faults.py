@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -557,3 +558,193 @@ def test_a_sweep_job_whose_dir_another_process_holds_is_reported_not_written(tmp
     FailureReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
     failures = json.loads((sweep_dir / "failures.json").read_text())
     assert [f["dir"] for f in failures] == [str(sweep_dir / "0")]
+
+
+# ---------------------------------------------------------------------------------------- issue 19
+class WorkerKillingAgent(RandomAgent):
+    """Kills its joblib *worker* process (the parent of the forked job) and then itself, at its
+    first step, when seed == 0."""
+
+    def act(self, obs, *, explore=False, info=None):
+        if self.seed == 0:
+            os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().act(obs, explore=explore, info=info)
+
+
+def test_a_killed_joblib_worker_fails_its_job_and_the_sweep_goes_on(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    result = recsim_train(
+        [
+            "-m",
+            "agent=random",
+            "agent._target_=test_faults.WorkerKillingAgent",
+            "seed=0,1,2,3",
+            "protocol=tiny",
+            f"hydra.sweep.dir={sweep_dir}",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+        ],
+        env,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "TerminatedWorkerError" not in result.stderr.split("a joblib worker process died")[-1]
+    states = {job: RunDir(sweep_dir / job).state() for job in ("0", "1", "2", "3")}
+    assert states["0"].status == "failed" and "worker process was killed" in states["0"].error
+    assert states["2"].status == states["3"].status == "completed", output  # started afterwards
+    assert states["1"].status in ("completed", "failed")  # beside it: loky may end it too
+    failures = json.loads((sweep_dir / "failures.json").read_text())
+    assert str(sweep_dir / "0") in [f["dir"] for f in failures]
+    assert "seed=0" in failures[0]["overrides"]
+
+
+def _foreign_checkpoint(tmp_path: Path, tiny_cfg, run_dir: Path, keep_run_id: bool) -> None:
+    """Copy the newest checkpoint of another run (num_envs=4, more steps) into ``run_dir``."""
+    from experiments.run.checkpoint import write_manifest
+    from recsim_env.state_io import load_tree, save_tree
+
+    other = tmp_path / "other"
+    run(tiny_cfg("agent=linucb", "env.num_envs=4", "protocol.total_steps=1280"), run_dir=other)
+    ckpt = RunDir(other).latest_checkpoint()
+    target = run_dir / "checkpoints" / ckpt.path.name
+    shutil.copytree(ckpt.path, target)
+    if not keep_run_id:  # as written before checkpoints named their run: only the env tells
+        from experiments.run.rundir import Checkpoint
+
+        copied = Checkpoint(target)
+        state = load_tree(copied.state)
+        del state["run_id"]
+        save_tree(copied.state, state)
+        write_manifest(copied)
+
+
+@pytest.mark.parametrize("keep_run_id", [True, False], ids=["run_id", "env_only"])
+def test_another_runs_newest_checkpoint_falls_back_to_this_runs(
+    keep_run_id, tmp_path, tiny_cfg, caplog
+):
+    run_dir, reference = tmp_path / "run", tmp_path / "reference"
+    run(tiny_cfg("agent=linucb"), run_dir=run_dir)
+    run(tiny_cfg("agent=linucb", "protocol.total_steps=1920"), run_dir=reference)
+    _foreign_checkpoint(tmp_path, tiny_cfg, run_dir, keep_run_id)
+    assert RunDir(run_dir).latest_checkpoint().step == 1280  # the foreign one is the newest
+    summary = (run_dir / "summary.json").read_bytes()
+    with pytest.raises(RunDirError, match="already at step 1280"):  # checked before loading
+        run(
+            tiny_cfg("agent=linucb", "resume=true", "protocol.total_steps=960"),
+            run_dir=run_dir,
+            overrides=["resume=true", "protocol.total_steps=960"],
+        )
+    assert (run_dir / "summary.json").read_bytes() == summary  # still "completed"
+    with caplog.at_level(logging.WARNING, logger="experiments.run"):
+        run(
+            tiny_cfg("agent=linucb", "resume=true", "protocol.total_steps=1920"),
+            run_dir=run_dir,
+            overrides=["resume=true", "protocol.total_steps=1920"],
+        )
+    assert "skipped (left as it is)" in caplog.text
+    assert "resumed from the older checkpoint step_000000000640" in caplog.text
+    assert "belongs to another run" in caplog.text or "does not fit this run" in caplog.text
+    assert not list((run_dir / "checkpoints").glob("damaged*"))
+    resumed, straight = unique_rows(run_dir), unique_rows(reference)
+    pd.testing.assert_frame_equal(
+        resumed[~resumed.key.str.startswith("time/")].reset_index(drop=True),
+        straight[~straight.key.str.startswith("time/")].reset_index(drop=True),
+    )
+
+
+@pytest.mark.parametrize(
+    ("agent", "wrong", "error"),
+    [
+        ("random", "PopularityAgent", r"was written by the agent .*RandomAgent.* fix the config"),
+        ("linucb", "RandomAgent", r"cannot resume .*config.yaml: unknown config key agent\."),
+    ],
+)
+def test_a_wrong_agent_in_config_yaml_never_renames_a_healthy_checkpoint(
+    agent, wrong, error, tmp_path, tiny_cfg
+):
+    run(tiny_cfg(f"agent={agent}"), run_dir=tmp_path)
+    config = tmp_path / "config.yaml"
+    good = config.read_text()
+    (only,) = RunDir(tmp_path).checkpoints()
+    right = "RandomAgent" if agent == "random" else "LinUCB"
+    config.write_text(good.replace(f"agents.baselines.{right}", f"agents.baselines.{wrong}"))
+    assert config.read_text() != good
+    summary = (tmp_path / "summary.json").read_bytes()
+    args = ["resume=true", "protocol.total_steps=1280"]
+    with pytest.raises(RunDirError, match=error):
+        run(tiny_cfg(f"agent={agent}", *args), run_dir=tmp_path, overrides=args)
+    assert only.path.is_dir() and not list((tmp_path / "checkpoints").glob("damaged*"))
+    assert (tmp_path / "summary.json").read_bytes() == summary
+    config.write_text(good)  # fixed: the run resumes from the same checkpoint
+    run(tiny_cfg(f"agent={agent}", *args), run_dir=tmp_path, overrides=args)
+    assert RunDir(tmp_path).state().summary["num_timesteps"] == 1280
+
+
+def test_an_unknown_sink_is_an_error_before_the_run_starts(tmp_path, tiny_cfg):
+    with pytest.raises(ConfigError, match=r"logger.sinks.csv._target_='no.such.Sink'.*import"):
+        run(tiny_cfg("agent=random", "logger.sinks.csv._target_=no.such.Sink"), run_dir=tmp_path)
+    assert not (tmp_path / "metrics.csv").exists() and not RunDir(tmp_path).checkpoints()
+    assert "no.such.Sink" in RunDir(tmp_path).state().error
+
+
+def test_resuming_a_finished_run_keeps_its_wall_time(tmp_path, tiny_cfg):
+    run(tiny_cfg("agent=random"), run_dir=tmp_path)
+    before = json.loads((tmp_path / "summary.json").read_text())
+    run(tiny_cfg("agent=random", "resume=true"), run_dir=tmp_path, overrides=["resume=true"])
+    after = json.loads((tmp_path / "summary.json").read_text())
+    assert after["status"] == "completed" and after["wall_time_s"] == before["wall_time_s"]
+
+
+def test_a_full_disk_while_a_dqn_checkpoint_is_written_says_so(tmp_path, tiny_cfg, monkeypatch):
+    """torch reports a full disk as "[enforce fail at inline_container.cc:...] ... file write
+    failed"; the run ends failed with a message that says what happened and what to do."""
+    import torch
+
+    def full_disk_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 partial")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+            "data/0: file write failed"
+        )
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    with pytest.raises(OSError, match=r"cannot write the checkpoint .*(No space|full disk)"):
+        run(tiny_cfg("agent=dqn", "agent.hidden_sizes=[8]"), run_dir=tmp_path)
+    state = RunDir(tmp_path).state()
+    assert state.status == "failed" and "resume=" in state.error, state.error
+    assert not RunDir(tmp_path).checkpoints()  # no half-written checkpoint in place
+
+
+@pytest.mark.parametrize(
+    "name", ["with space", "comma,in,it", "k=v", "ünïcödé", "it's", "dollar$x"]
+)
+def test_resume_paths_with_any_characters(name, tmp_path, env, tiny_cfg):
+    run_dir = tmp_path / name / "run"
+    run(tiny_cfg("agent=random"), run_dir=run_dir)
+    result = recsim_train([f"resume={run_dir}", "protocol.total_steps=960"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert RunDir(run_dir).state().summary["num_timesteps"] == 960
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_resume_of_the_root_and_local_of_a_missing_option_are_clear_errors(env):
+    from experiments.run.cli import check_local_option
+
+    with pytest.raises(NotARunDir, match="resume=/ is the filesystem root"):
+        route_resume_argv(["recsim-train", "resume=/"])
+    with pytest.raises(ConfigError, match=r"a path without '\$\{'.*symlink"):
+        route_resume_argv(["recsim-train", "resume=/tmp/a${x}"])
+    with pytest.raises(ConfigError, match=r"invalid local='nonexistent' \(allowed: an option"):
+        check_local_option(["local=nonexistent"])
+    check_local_option(["local=example"])
+    result = recsim_train(["local=nonexistent"], env, timeout=60)
+    assert result.returncode == 2 and "invalid local='nonexistent'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("seed", [2**32, -1, "abc"])
+def test_seeds_numpy_cannot_take_are_refused_up_front(seed, tmp_path, tiny_cfg):
+    with pytest.raises(ConfigError, match=r"invalid seed="):
+        run(tiny_cfg("agent=random", f"seed={seed}"), run_dir=tmp_path)
+    assert not (tmp_path / "metrics.csv").exists()

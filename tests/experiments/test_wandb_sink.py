@@ -258,3 +258,39 @@ def test_reader_stops_at_a_torn_tail(wandb_env):
     torn.write_bytes(bytes(bad))
     with pytest.raises(ValueError, match="checksum"):
         list(iter_wandb_records(torn))
+
+
+# ---------------------------------------------------------------------------------------- issue 19
+def test_online_without_a_network_falls_back_offline_and_keeps_the_record(wandb_env, monkeypatch):
+    """A key but no reachable server: the run is logged offline under its own id (not "run ID
+    ... is in use"), and the offline record holds every row."""
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    run_dir = wandb_env / "run"
+    sink = WandbSink(
+        RunContext(run_dir=run_dir, config={"seed": 0}, run_id="nonet01"),
+        mode="online",
+        init_timeout=5,
+    )
+    assert sink.mode == "offline" and sink.run is not None
+    for step in (64, 128):
+        sink.write(step, {"online/reward": step / 1000})
+    sink.write_summary({"online/reward": 0.1})
+    sink.close()
+    files = [f for f in find_offline_run_files(run_dir / "wandb") if "offline-run" in str(f)]
+    (run,) = [read_offline_run(f) for f in files]  # (the online attempt left its own empty dir)
+    assert run.run_id == "nonet01"
+    assert _history_steps(run) == [64, 128] and run.summary["online/reward"] == 0.1
+
+
+def test_wandb_mode_auto_in_the_environment_is_accepted(wandb_env, monkeypatch):
+    """W&B itself rejects WANDB_MODE=auto ("Input should be 'online', 'offline', ..."); ours maps
+    it to the resolved mode while W&B reads it, and leaves the variable as it was."""
+    monkeypatch.setenv("WANDB_MODE", "auto")
+    sink = WandbSink(RunContext(run_dir=wandb_env / "run", run_id="auto01"), mode="auto")
+    assert sink.mode == "offline" and sink.run is not None
+    sink.write(0, {"a": 1.0})
+    sink.close()
+    assert os.environ["WANDB_MODE"] == "auto"
+    (run,) = [read_offline_run(f) for f in find_offline_run_files(wandb_env / "run" / "wandb")]
+    assert run.run_id == "auto01"

@@ -11,6 +11,7 @@ import hashlib
 import json
 import pickle
 import platform
+import re
 import subprocess
 import sys
 import types
@@ -88,6 +89,9 @@ def _bad_arrays(cal: Calibration) -> list[tuple[str, dict, str]]:
     m, k = cal.item_topics.shape
     topics_neg = cal.item_topics.copy()
     topics_neg[0, 0] = -0.1
+    topics_big = cal.item_topics.copy()
+    topics_big[0] = 0.0
+    topics_big[0, 0] = 1.00005  # within the sum tolerance, but outside the observation space
     nan_interest = cal.user_interest.copy()
     nan_interest[3, 1] = np.nan
     dup = cal.item_ids.copy()
@@ -99,8 +103,9 @@ def _bad_arrays(cal: Calibration) -> list[tuple[str, dict, str]]:
         ("item_quality", {"item_quality": cal.item_quality + 3.5}, r"values in \[-3, 3\]"),
         ("item_appeal", {"item_appeal": cal.item_appeal - 5}, r"values in \[-3, 3\]"),
         ("item_length", {"item_length": cal.item_length * 0 + 0.2}, r"\[0.5, 1.5\]"),
-        ("item_topics", {"item_topics": topics_neg}, "non-negative rows that sum to 1"),
-        ("item_topics", {"item_topics": cal.item_topics * 1.1}, "sum to 1"),
+        ("item_topics", {"item_topics": topics_neg}, r"values in \[0, 1\]"),
+        ("item_topics", {"item_topics": topics_big}, r"values in \[0, 1\]"),
+        ("item_topics", {"item_topics": cal.item_topics * 0.9}, "sum to 1"),
         ("item_birth", {"item_birth": cal.item_birth.astype(np.float64)}, "integer array"),
         ("item_ids", {"item_ids": dup}, "distinct ids"),
         ("item_ids", {"item_ids": cal.item_ids.astype(np.float64)}, "integer or unicode"),
@@ -127,7 +132,7 @@ def test_every_bad_field_is_a_config_error_naming_it():
     for field, change, fragment in _bad_arrays(cal):
         with pytest.raises(ConfigError, match=f"Calibration\\.{field}") as err:
             Calibration(**_with(cal, **change))
-        assert __import__("re").search(fragment, str(err.value)), (field, str(err.value))
+        assert re.search(fragment, str(err.value)), (field, str(err.value))
         assert isinstance(err.value, ValueError)
 
 
@@ -331,7 +336,7 @@ def test_a_known_calibration_that_cannot_be_built_names_the_commands(tmp_path, m
     with pytest.raises(ConfigError, match="recsim-data fetch movielens-100k") as err:
         gym.make(ML)
     assert "recsim-calibrate movielens-100k" in str(err.value)
-    assert not (tmp_path / "home" / "calibrations" / "movielens-100k").exists()
+    assert not (tmp_path / "home").exists()  # a failed build leaves nothing behind
 
 
 def test_data_home_rule_without_the_data_package(tmp_path, monkeypatch):
@@ -723,3 +728,58 @@ def test_clear_cache_forces_a_reread(cal_dir):
     a = resolve_calibration(cal_dir)
     clear_calibration_cache()
     assert resolve_calibration(cal_dir) is not a
+
+
+def test_drift_moves_a_real_user_with_the_population_and_keeps_its_identity():
+    """Long gaps away and a strong pull: the users who come back still differ as their real
+    selves do (pulled towards their own interest moved by the trajectory, not onto the mean)."""
+    cal = resolve_calibration("movielens-100k")
+    envs = gym.make_vec(
+        ML,
+        num_envs=512,
+        drift_pull=0.05,
+        gap_mean_min=150.0,
+        gap_mean_max=200.0,
+        return_prob_min=0.99,
+        return_prob_max=0.99,
+        lifetime_ticks=5000,
+        max_session_steps=5,
+    )
+    envs.reset(seed=2)
+    core = envs.unwrapped.core
+    for _ in range(400):
+        envs.step(np.zeros(512, np.int64))
+    back = core.lifetimes.visits >= 2
+    assert back.sum() > 100
+    own = cal.user_interest[core.users.real_index[back]]
+    shift = envs.unwrapped.world.drift.mean - cal.trajectory[0]
+    interest = core.users.interest[back]
+    target = np.clip(core.users.centre[back] + shift, -1, 1)
+    # after (1 - 0.05)^150 of the way, a user is where its own target is, not at the mean
+    assert np.abs(interest - target).max() < 0.05
+    spread = interest.std(axis=0).mean()
+    assert spread > 0.5 * own.std(axis=0).mean()  # users have not collapsed onto the mean
+    assert np.corrcoef((interest - shift).ravel(), own.ravel())[0, 1] > 0.8
+
+
+@pytest.mark.slow
+def test_the_real_movielens_calibration(user_data_home, monkeypatch):
+    """On the real MovieLens-100K (fetched and fitted into the user's data home on first use):
+    943 real users, the log's item ids, and the env passes the checkers and vector ≡ single."""
+    monkeypatch.setenv("RECSIM_DATA_DIR", str(user_data_home))
+    try:
+        cal = resolve_calibration("movielens-100k")
+    except ConfigError as err:
+        pytest.skip(f"MovieLens-100K calibration not available here: {err}")
+    assert cal.num_users == 943 and cal.num_items <= 1682
+    assert set(cal.item_ids.tolist()) <= set(range(1, 1683))
+    assert set(cal.user_ids.tolist()) == set(range(1, 944))
+    env = gym.make(ML)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    envs = gym.make_vec(ML, num_envs=256)
+    _, info = envs.reset(seed=0)
+    for _ in range(200):
+        _, _, _, _, info = envs.step(info["oracle_action"])
+    assert np.isin(info["item_id"], cal.item_ids).all()
+    assert np.isin(info["user_id"], cal.user_ids).all()
+    assert len(np.unique(info["user_id"])) > 100

@@ -1,4 +1,6 @@
-"""How much the horizon matters on ``recsim_env/LongTerm-v0``: ``python -m agents.baselines.measure_longterm``.
+"""How much the horizon matters on ``recsim_env/LongTerm-v0``.
+
+Run: ``python docs/studies/longterm/scripts/measure_longterm.py`` (from the repository root).
 
 For each world seed, every policy serves the same ``users`` users (same world, same user streams:
 a paired comparison) from ``reset(seed)`` until each user's *first lifetime* has ended (churn or the

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.qlearning.config import TD_LOSSES
+
 
 @torch.no_grad()
 def bootstrap_value(
@@ -35,7 +37,7 @@ def bootstrap_value(
     slate_size: int = 0,
 ) -> torch.Tensor:
     """``V(next_obs)``, shape ``(b,)``: see the module doc. Both networks expose ``forward(obs) →
-    (b, C)`` and ``q_of(obs, actions) → (b, m)`` (:mod:`agents.dqn.network`)."""
+    (b, C)`` and ``q_of(obs, actions) → (b, m)`` (:mod:`agents.qlearning.network`)."""
     if double:  # the online net picks, the target net evaluates only what it picked
         q_next = online(next_obs)
         picked = torch.topk(q_next, slate_size, dim=1).indices if slate_size else q_next.argmax(1)
@@ -55,9 +57,6 @@ def td_target(
     """``returns + discounts · (1 − terminated) · next_value`` (all ``(b,)``; ``terminated`` as
     0/1 floats)."""
     return returns + discounts * (1.0 - terminated) * next_value
-
-
-TD_LOSSES = ("huber", "mse")
 
 
 def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber") -> torch.Tensor:
