@@ -249,3 +249,29 @@ def test_a_trained_run_dir_is_loaded_and_scored(calibrated, tmp_path):
     assert 0.0 <= res["real/recall@10"] <= 1.0 and res["users"] == 6
     train_env.close()
     json.dumps({k: v for k, v in res.items() if k != "per_user"})  # plain numbers
+
+
+@pytest.mark.slow
+def test_rows_on_the_real_movielens_log(user_data_home, monkeypatch):
+    """On the real MovieLens-100K held-out 20 % (fetched and fitted into the user's data home on
+    first use): every user, the held-out items of the catalogue, and the log's popularity ranks them
+    well above chance (the study's reference line)."""
+    from recsim_env.data import load_movielens_100k, temporal_split
+    from recsim_env.validation import ConfigError
+
+    monkeypatch.setenv("RECSIM_DATA_DIR", str(user_data_home))
+    clear_calibration_cache()
+    try:
+        log = load_movielens_100k(fetch_if_missing=False)
+        env = gymnasium.make("recsim_env/MovieLens-v0")
+    except (ConfigError, OSError) as err:
+        pytest.skip(f"MovieLens-100K or its calibration not available here: {err}")
+    train, test = temporal_split(log)
+    rows = s2r.build_rows(train, test, env, seed=0)
+    dropped = rows.info["dropped_test_rows_item_not_in_catalogue"]
+    assert rows.info["users"] == 943 and len(rows) + dropped == len(test)
+    assert set(np.unique(rows.item_ids).tolist()) <= set(range(1, 1683))
+    pop = s2r.score(s2r.log_popularity_scorer(train, rows), rows)
+    assert 0.75 < pop["real/auc"] < 0.9 and pop["real/recall@10"] > 0.8
+    env.close()
+    clear_calibration_cache()
