@@ -26,7 +26,8 @@ from scipy.stats import kendalltau
 
 from experiments.analysis.stats import paired_comparison, stratified_bootstrap_ci
 
-AGENTS = ("dqn", "pqn", "linucb", "swucb", "greedy", "popularity")
+AGENTS = ("dqn", "pqn", "linucb", "swucb", "greedy", "popularity")  # the study's six (issue 18)
+NON_LEARNERS = {"popularity", "random"}  # identical on both simulators' real rows by construction
 ENVS = {"movielens": "calibrated", "stationary": "uncalibrated"}
 REAL = ("real/recall@10", "real/auc", "real/recall@1", "real/recall@5", "real/ndcg@10")
 SIM = "eval/return"
@@ -80,12 +81,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("scores")
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--agents", default=",".join(AGENTS), help="comma-separated agents to analyse (in order)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs, data = load(Path(args.scores))
     rng = np.random.default_rng(0)
-    agents = [a for a in AGENTS if any(r["agent"] == a for r in runs)]
+    wanted = [a for a in args.agents.split(",") if a]
+    runs = [r for r in runs if r["agent"] in wanted]
+    agents = [a for a in wanted if any(r["agent"] == a for r in runs)]
     seeds = sorted(
         set.intersection(
             *[set(by(runs, s, a)) for s in ENVS.values() for a in agents]
@@ -110,7 +116,7 @@ def main() -> None:
     with open(out / "runs.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["simulator", "agent", "seed", SIM, *REAL, "wall_time_s"])
-        for r in sorted(runs, key=lambda r: (r["sim"], AGENTS.index(r["agent"]), r["seed"])):
+        for r in sorted(runs, key=lambda r: (r["sim"], agents.index(r["agent"]), r["seed"])):
             w.writerow(
                 [
                     r["sim"],
@@ -159,7 +165,7 @@ def main() -> None:
                 ]
         results["transfer"][a] = res
     # pooled over the learning agents (popularity does not learn: identical by construction)
-    learners = [a for a in agents if a != "popularity"]
+    learners = [a for a in agents if a not in NON_LEARNERS]
     for k in ("real/recall@10", "real/auc"):
         diffs = np.array(
             [
