@@ -162,6 +162,17 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             f"{st['sustain']} user-steps, until the end of the {st['horizon']}-step horizon or "
             "the next event. Dashed: a copy of the agent frozen at each event (if measured)."
         )
+        lines += [
+            "",
+            "Columns: *events* with a defined pre-event level; *recovered* / *censored*: back "
+            "above the threshold by the end of the watch, or not; *share recovered* = recovered / "
+            "events; *KM mean* / *median*: user-steps to recover (Kaplan–Meier: a censored event "
+            "counts for as long as it was watched); *drop*: 1 − the first sustain window's share / "
+            "the pre-event level; *auc*: the post-event share over the watch / the pre-event level "
+            "(1 = nothing lost). Every one of them is relative to the agent's **own** pre-event "
+            "level: a policy that learns nothing (random) has nothing to lose when the world "
+            'jumps, so it "recovers" at once — compare recovery between agents of similar reward.',
+        ]
         for key, title in (
             ("pooled", "Pooled over every event of a group's runs"),
             (
