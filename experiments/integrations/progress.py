@@ -62,9 +62,11 @@ def count_sweep_jobs(config: DictConfig) -> int | None:
         if not target.endswith("BasicSweeper"):
             return None
         task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task") or []]
-        params = OmegaConf.select(config, "hydra.sweeper.params")
-        params = OmegaConf.to_container(params, resolve=False) if params else {}
-        arguments = [f"{k}={v}" for k, v in params.items()] + task  # type: ignore[union-attr]
+        node = OmegaConf.select(config, "hydra.sweeper.params")
+        params: dict[Any, Any] = {}
+        if isinstance(node, DictConfig):
+            params = dict(OmegaConf.to_container(node, resolve=False))  # type: ignore[arg-type]
+        arguments = [f"{k}={v}" for k, v in params.items()] + task
         parsed = OverridesParser.create().parse_overrides(arguments)
         batches = BasicSweeper.split_arguments(parsed, None)
         return sum(len(batch) for batch in batches)
