@@ -13,8 +13,9 @@ terminal), so before this a sweep printed nothing for many minutes. :class:`Swee
   (elapsed / done × remaining: with n parallel jobs that is already the wall-clock estimate).
 
 Jobs of the basic and joblib launchers run in other processes (joblib workers, and each job in a
-child forked for it, :mod:`experiments.run.isolation`), so the sweep's shared state is a few small
-files in ``<sweep dir>/.progress/`` (start time, total, one line per finished job); the heartbeat
+child forked for it, :mod:`experiments.run.isolation`), so the sweep's shared state is one small
+file, ``<sweep dir>/.progress`` (its start time, the total, then one appended line per finished
+job; a file, not a dir, so that every dir of a sweep dir stays a job's); the heartbeat
 thread writes with ``os.write`` (no Python-level lock that a fork could leave held). Nothing here
 can fail a job: every error is swallowed after a debug log.
 """
@@ -35,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("experiments.run")
 
-STATE_DIR = ".progress"
+STATE_FILE = ".progress"
 PREFIX = "[sweep]"
 
 
@@ -141,8 +142,8 @@ class SweepProgress(Callback):
 
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
-    def _state_dir(config: DictConfig) -> Path:
-        return Path(str(config.hydra.sweep.dir)) / STATE_DIR
+    def _state_file(config: DictConfig) -> Path:
+        return Path(str(config.hydra.sweep.dir)) / STATE_FILE
 
     @staticmethod
     def _multirun(config: DictConfig) -> bool:
@@ -153,16 +154,22 @@ class SweepProgress(Callback):
 
     def _read_state(self, state: Path) -> tuple[float | None, int | None, list[float]]:
         """Sweep start (epoch s), total jobs, and the wall time of every finished job."""
-        start = total = None
-        with contextlib.suppress(OSError, ValueError):
-            start = float((state / "start").read_text())
-        with contextlib.suppress(OSError, ValueError):
-            total = int((state / "total").read_text())
-        durations = []
-        with contextlib.suppress(OSError):
-            for line in (state / "done").read_text().splitlines():
-                with contextlib.suppress(ValueError, IndexError):
-                    durations.append(float(line.split()[1]))
+        start: float | None = None
+        total: int | None = None
+        durations: list[float] = []
+        try:
+            lines = state.read_text().splitlines()
+        except OSError:
+            return start, total, durations
+        for line in lines:
+            parts = line.split()
+            with contextlib.suppress(ValueError, IndexError):
+                if parts[0] == "start":
+                    start = float(parts[1])
+                elif parts[0] == "total":
+                    total = int(parts[1])
+                elif parts[0] == "done":
+                    durations.append(float(parts[2]))
         return start, total, durations
 
     @staticmethod
@@ -174,12 +181,13 @@ class SweepProgress(Callback):
     # ------------------------------------------------------------------------------ hooks
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            state = self._state_dir(config)
-            state.mkdir(parents=True, exist_ok=True)
-            (state / "done").unlink(missing_ok=True)  # a resumed sweep counts its own jobs
-            (state / "start").write_text(f"{time.time():.3f}\n")
+            state = self._state_file(config)
+            state.parent.mkdir(parents=True, exist_ok=True)
             total = count_sweep_jobs(config)
-            (state / "total").write_text(f"{total if total is not None else ''}\n")
+            # written afresh: a resumed sweep counts its own jobs
+            state.write_text(
+                f"start {time.time():.3f}\ntotal {total if total is not None else '?'}\n"
+            )
             launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
             n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs")
             parallel = f", {n_jobs} at a time" if n_jobs else ""
@@ -197,7 +205,7 @@ class SweepProgress(Callback):
             if not self._multirun(config):
                 return
             self._job_start = time.monotonic()
-            _, total, durations = self._read_state(self._state_dir(config))
+            _, total, durations = self._read_state(self._state_file(config))
             label = self._job_label(config, total)
             overrides = " ".join(
                 str(o) for o in OmegaConf.select(config, "hydra.overrides.task") or []
@@ -230,13 +238,13 @@ class SweepProgress(Callback):
                 self._heartbeat.stop()
                 self._heartbeat = None
             wall = time.monotonic() - self._job_start if self._job_start else math.nan
-            state = self._state_dir(config)
+            state = self._state_file(config)
             start, total, _ = self._read_state(state)
             label = self._job_label(config, total)
             status, steps = self._job_outcome(config, job_return)
             num = OmegaConf.select(config, "hydra.job.num")
-            with open(state / "done", "a") as f:  # one short line: an atomic append
-                f.write(f"{num} {wall:.3f} {status}\n")
+            with open(state, "a") as f:  # one short line: an atomic append (O_APPEND)
+                f.write(f"done {num} {wall:.3f} {status}\n")
             _, _, durations = self._read_state(state)
             rate = f", {steps / wall:,.0f} user-steps/s" if steps and wall > 0 else ""
             _emit(f"{label} {status} in {format_duration(wall)}{rate}")

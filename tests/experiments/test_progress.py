@@ -56,14 +56,9 @@ def test_every_job_start_and_end_and_the_sweep_eta_are_printed(launcher, tmp_pat
     # later jobs start with an ETA from the finished ones; a running job has a heartbeat
     assert re.search(r"started: .*; ETA ~\S+ \(mean of \d finished job", out), out
     assert re.search(r"^\[sweep\] job \d/4 (running for|[\d,]+/1,600 user-steps)", out, re.M), out
-    # the sweep's own state stays out of the way of the run dirs
-    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == [
-        ".progress",
-        "0",
-        "1",
-        "2",
-        "3",
-    ]
+    # the sweep's own state is one file: every dir of the sweep dir stays a job's
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == list("0123")
+    assert (tmp_path / "sweep" / ".progress").read_text().count("\ndone ") == 4
 
 
 def test_a_single_run_prints_no_sweep_lines(tmp_path):
