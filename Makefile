@@ -28,6 +28,8 @@ test: $(STAMP)
 
 # The slow tests include the Ray and SLURM (submitit) launchers: install those extras first.
 # (hydra-ray-launcher needs cloudpickle<3, so pip picks joblib<1.6 in this environment.)
+# Ray is tested at 2.60.0 (token authentication): each Ray test runs with and without an auth
+# token in a temporary HOME, so a token in your own ~/.ray does not change the result.
 test-slow: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[all,dev,ray,slurm]"
 	$(PY) -m pytest -q -m slow --timeout=1800

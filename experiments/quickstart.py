@@ -39,6 +39,37 @@ def collect_summaries(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+# What each column of the table means, printed under it: a first table must not need the README.
+COLUMN_MEANINGS = {
+    "online/reward": "mean reward per user-step over the whole stream, learning included "
+    "(the lifelong objective; higher is better)",
+    "online/regret": "mean gap per user-step to the myopic oracle's expected reward (lower is better)",
+    "online/ctr": "click rate over the whole stream",
+    "online/reward_final": "mean reward in the last log window (where learning ended up)",
+    "eval/return": "return of the greedy policy on fresh users at the last evaluation",
+    "eval/ndcg@k": "how well the agent ranks the candidates against their true expected reward",
+    "lifelong/recovery_time_km_mean": "user-steps until the agent's share of the oracle's reward "
+    "is back within 10 % of its own pre-event level after a drift event (Kaplan–Meier mean: "
+    "events never recovered count for as long as they were watched; lower is better)",
+    "time/sps": "user-steps per second of the run",
+}
+RECOVERY_CAVEAT = (
+    "Recovery is measured against each agent's OWN pre-event level: a policy that learns nothing "
+    "(random) has nothing to lose when the users jump, so it 'recovers' at once (recovery time ~0, "
+    "recovered share near 1). Read recovery only between agents of similar online/reward."
+)
+
+
+def print_legend(columns: list[str]) -> None:
+    """One line per metric column: what it means (and why random can look good at recovery)."""
+    print("\nwhat the columns mean:")
+    for key in columns:
+        if key in COLUMN_MEANINGS:
+            print(f"  {key}: {COLUMN_MEANINGS[key]}")
+    if any(k.startswith("lifelong/recovery") for k in columns):
+        print(f"  note: {RECOVERY_CAVEAT}")
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
@@ -49,6 +80,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     frame = frame.sort_values("online/reward", ascending=False, na_position="last")
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
         print(frame.to_string(index=False))
+    print_legend([c for c in frame.columns if "/" in c])
 
 
 def main(argv: list[str] | None = None) -> int:

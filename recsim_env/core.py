@@ -21,6 +21,10 @@ ids of the user and the candidates of the returned observation (beside ``click_p
 ``final_info`` for the rows that ended). A returning user stays the same real user, and exogenous
 drift pulls each user towards its own interest moved as the population moved (not onto the
 population mean, see :meth:`BatchedCore._drift_target`).
+
+The returning users' part of a step and the long-term reference are in
+:mod:`recsim_env.core_lifetime`, checkpointing in :mod:`recsim_env.core_state` (mixins of
+:class:`BatchedCore`: the same methods on the same object).
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ from recsim_env.choice import (
     slate_click_probs,
 )
 from recsim_env.config import CATALOGUE_MAX_BYTES, SimConfig
+from recsim_env.core_lifetime import LifetimeSteps
+from recsim_env.core_state import CoreState
 from recsim_env.observation import RETURNING_USER_FEATURES, ObsLayout
-from recsim_env.returning import Lifetimes, gap_mean, geometric_gap, return_prob
+from recsim_env.returning import Lifetimes
 from recsim_env.users import Users
 from recsim_env.validation import ConfigError, check_int, fail
 from recsim_env.world import World
@@ -142,7 +148,7 @@ def _check_world(world: Any, cfg: SimConfig) -> None:
         )
 
 
-class BatchedCore:
+class BatchedCore(LifetimeSteps, CoreState):
     def __init__(
         self,
         cfg: SimConfig,
@@ -353,72 +359,6 @@ class BatchedCore:
             self._spawn(new)
             lt.start(new)
 
-    def _lifetime_step(self, terminated, truncated, reward, clicked, engagement, item_length):
-        """Returning users: after a step, decide who comes back, when, and where episodes end."""
-        cfg, lt, users = self.cfg, self.lifetimes, self.users
-        session_end = terminated | truncated
-        completion = np.where(clicked, engagement / (2.0 * item_length), 0.0)
-        lt.served(reward, clicked, completion.astype(np.float32))
-        cap = lt.user_time >= cfg.lifetime_ticks
-        n = self.batch
-        comes_back = np.zeros(n, bool)
-        gap = np.zeros(n, np.int64)
-        p_return = np.zeros(n, np.float32)
-        ended = np.flatnonzero(session_end)
-        if len(ended):
-            u = crng.uniforms(self._keys[3], self.slots[ended], self.counter, 3)
-            sigma = users.satisfaction[ended]
-            p = return_prob(cfg, sigma)
-            p_return[ended] = p
-            comes_back[ended] = u[:, 0] < p
-            gap[ended] = geometric_gap(gap_mean(cfg, sigma), u[:, 1])
-            lt.pending_budget[ended] = u[:, 2]
-        returned = comes_back & (lt.user_time + gap < cfg.lifetime_ticks)
-        churned = session_end & ~comes_back
-        lifetime_end = churned | cap | (comes_back & ~returned)
-        gap = np.where(returned, gap, 0)
-        lt.pending_gap[returned] = gap[returned]
-        lt.pending[returned] = True
-        if cfg.horizon == "session":
-            truncated = (truncated | cap) & ~terminated
-        else:
-            terminated = churned
-            truncated = lifetime_end & ~churned
-        info = {
-            "session_end": session_end,
-            "returned": returned,
-            "churned": churned,
-            "lifetime_end": lifetime_end,
-            "gap": gap,
-            "return_prob": p_return,
-            "user_time": lt.user_time.copy(),
-            "session_index": lt.visits.copy(),
-            "lifetime_return": lt.lifetime_return.copy(),
-        }
-        return terminated, truncated, info
-
-    def _lifetime_final_info(self, lifetime_end: np.ndarray) -> dict[str, np.ndarray]:
-        lt = self.lifetimes
-        return {
-            "lifetime_end": lifetime_end.copy(),
-            "lifetime_return": np.where(lifetime_end, lt.lifetime_return, 0.0),
-            "lifetime_length": np.where(lifetime_end, lt.lifetime_steps, 0),
-            "lifetime_sessions": np.where(lifetime_end, lt.visits, 0),
-            "lifetime_time": np.where(
-                lifetime_end, np.minimum(lt.user_time, self.cfg.lifetime_ticks), 0
-            ),
-        }
-
-    def _longterm_regret(self, actions: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-        """Long-term regret of the action just taken under the reference score (≥ 0)."""
-        rows = self._rows
-        if not self.cfg.slate_mode:
-            value = self._lt_value[rows, chosen]
-        else:
-            probs = slate_click_probs(self.cfg, np.take_along_axis(self._scores, actions, axis=1))
-            value = (probs * np.take_along_axis(self._lt_gain, actions, axis=1)).sum(axis=1)
-        return np.maximum(self._lt_best - value, 0.0).astype(np.float32)
-
     def _spawn(self, rows: np.ndarray) -> None:
         k, cal, drift = self.cfg.num_topics, self.calibration, self.world.drift
         if cal is None:
@@ -508,32 +448,6 @@ class BatchedCore:
             gain = (eng if cfg.reward == "engagement" else 1.0) + cfg.longterm_weight * value
             self._longterm_rows(rows, s, p, gain, every)
 
-    def _longterm_rows(self, rows, s, p, gain, every) -> None:
-        """The long-term reference (``oracle_longterm``): score ``p·(e + λ·v)`` per candidate, its
-        best action and value; the slate version mirrors :meth:`_oracle_rows`."""
-        cfg = self.cfg
-        value = p * gain
-        if not cfg.slate_mode:
-            action = value.argmax(axis=1)
-            best = value[np.arange(len(rows)), action]
-        else:
-            k = cfg.slate_size
-            top = np.argpartition(-value, k - 1, axis=1)[:, :k]
-            order = np.argsort(-np.take_along_axis(value, top, axis=1), axis=1, kind="stable")
-            action = np.take_along_axis(top, order, axis=1)
-            probs = slate_click_probs(cfg, np.take_along_axis(s, action, axis=1))
-            best = (probs * np.take_along_axis(gain, action, axis=1)).sum(axis=1)
-        if every:
-            self._lt_value, self._lt_gain, self._lt_action, self._lt_best = (
-                value,
-                gain,
-                action,
-                best,
-            )
-        else:
-            self._lt_value[rows], self._lt_gain[rows] = value, gain
-            self._lt_action[rows], self._lt_best[rows] = action, best
-
     def _oracle_rows(self, rows, s, eng, expected, every) -> None:
         cfg = self.cfg
         if not cfg.slate_mode:
@@ -574,69 +488,3 @@ class BatchedCore:
     def _candidate_info(self) -> dict[str, np.ndarray]:
         """Copies for ``info``: the core overwrites its arrays in place on autoreset."""
         return {key: value.copy() for key, value in self._candidate_arrays().items()}
-
-    # ------------------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        state = {
-            "counter": self.counter,
-            "keys": [int(k) for k in self._keys],
-            "users": self.users.state_dict(),
-            "candidates": self.candidates.copy(),
-            "obs": self.obs.copy(),
-        }
-        if not self.follower:
-            state["world"] = self.world.state_dict()
-        if self.returning:
-            state["lifetimes"] = self.lifetimes.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (e.g. read back with ``recsim_env.state_io.load_tree``).
-        A state of another configuration or batch size is a ``ValueError`` before anything is
-        changed."""
-        required = ["counter", "keys", "users", "candidates", "obs"]
-        required += ["world"] if not self.follower else []
-        required += ["lifetimes"] if self.returning else []
-        missing = [k for k in required if not isinstance(state, dict) or k not in state]
-        if missing:
-            what = (
-                f"a {type(state).__name__}" if not isinstance(state, dict) else f"missing {missing}"
-            )
-            raise ValueError(
-                f"inconsistent simulator state: not a state_dict() of this env ({what})"
-            )
-        try:
-            candidates = np.array(state["candidates"], np.int64)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"inconsistent simulator state: candidates ({exc})") from exc
-        if self.calibration is not None:
-            users = state["users"] if isinstance(state["users"], dict) else {}
-            real = np.asarray(users.get("real_index", np.empty(0)))
-            if real.shape != (self.batch,) or not (
-                real.dtype.kind in "iu"
-                and 0 <= real.min() <= real.max() < self.calibration.num_users
-            ):
-                raise ValueError(
-                    f"inconsistent simulator state: users.real_index of shape {real.shape} for an "
-                    f"env of num_envs={self.batch} calibrated on {self.calibration.num_users} users"
-                )
-        if candidates.shape != (self.batch, self.cfg.num_candidates) or (
-            candidates.size and not 0 <= candidates.min() <= candidates.max() < self.cfg.num_items
-        ):
-            raise ValueError(
-                f"inconsistent simulator state: candidates of shape {candidates.shape} for an "
-                f"env of num_envs={self.batch}, num_candidates={self.cfg.num_candidates}, "
-                f"num_items={self.cfg.num_items}"
-            )
-        if "world" in state and not self.follower:
-            self.world.load_state_dict(state["world"])
-        self.counter = int(state["counter"])
-        self._keys = [np.uint64(k) for k in state["keys"]]
-        self.users.load_state_dict(state["users"])
-        if self.returning:
-            self.lifetimes.load_state_dict(state["lifetimes"])
-        self.candidates = candidates
-        self._observe(self._rows)
-        if not np.array_equal(self.obs, state["obs"]):
-            raise ValueError("inconsistent simulator state: the observation does not match")
-        self.ready = True

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,23 @@ print(json.dumps({"shape": list(obs.shape), "total": total, "missing": missing,
         "wandb",
     ]
     assert str(venv) in result["file"]  # the installed copy, not this checkout
+
+
+# Installing prints no setuptools deprecation blocks (issue 24): `project.license` is an SPDX
+# expression (PEP 639), applied by setuptools >= 77 without the "`project.license` as a TOML table
+# is deprecated" warning the old `license = { text = "MIT" }` printed at every metadata build.
+def test_pyproject_applies_without_setuptools_warnings(tmp_path):
+    pyprojecttoml = pytest.importorskip("setuptools.config.pyprojecttoml")
+    from setuptools.dist import Distribution
+
+    for name in ("pyproject.toml", "README.md"):  # what the [project] table reads
+        shutil.copy(ROOT / name, tmp_path / name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dist = pyprojecttoml.apply_configuration(Distribution(), tmp_path / "pyproject.toml")
+    assert dist.metadata.license_expression == "MIT"
+    messages = [f"{type(w.message).__name__}: {w.message}" for w in caught]
+    assert not [m for m in messages if "Deprecat" in m or "license" in m.lower()], messages
+    config = pyprojecttoml.read_configuration(tmp_path / "pyproject.toml", expand=False)
+    requires = config["build-system"]["requires"]
+    assert any(r.replace(" ", "").startswith("setuptools>=77") for r in requires), requires

@@ -59,7 +59,7 @@ def install() -> None:
     FailureReport` calls this at the start of a multirun instead (in the sweep's process only).
     """
     if JoblibLauncher.launch is not launch:
-        JoblibLauncher.launch = launch  # type: ignore[method-assign]
+        JoblibLauncher.launch = launch
 
 
 class _Launch:

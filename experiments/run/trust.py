@@ -7,9 +7,10 @@ a ``_target_`` names: ``agent.seed: {_target_: pathlib.Path.write_text, ...}`` w
 of the author's choosing. So on resume every ``_target_`` in the saved config (anywhere in it) must
 be in an allow-list *before* anything is imported or instantiated:
 
-* the project's own classes: every ``_target_`` of the YAML files in ``conf/`` (agents, logger
-  sinks, protocol parts, Hydra callbacks and launchers), computed from this checkout's ``conf/``
-  (:func:`project_targets`), never from the run dir;
+* the project's own classes: every ``_target_`` of the YAML files in ``conf/`` (logger sinks,
+  protocol parts, Hydra callbacks and launchers) and of the agent options in
+  :data:`agents.catalog.AGENTS` (their ``_target_`` lives in the Python schema, not the YAML),
+  computed from this checkout (:func:`project_targets`), never from the run dir;
 * the classes the user names for this command: every ``_target_`` of the config composed from the
   command line and the user's own config files (``agent._target_=my_pkg.MyAgent``,
   ``hydra.searchpath``, ``conf/local/default.yaml``).
@@ -65,12 +66,16 @@ def _targets_of_conf(conf_dir: str) -> frozenset[str]:
 
 
 def project_targets(conf_dir: str | Path | None = None) -> frozenset[str]:
-    """Every ``_target_`` named in this checkout's ``conf/`` (the project's registered classes)."""
+    """Every ``_target_`` named in this checkout's ``conf/`` and every registered agent option's
+    class (the project's registered classes)."""
+    from agents.catalog import AGENTS
+
     if conf_dir is None:
         from experiments.run.config import CONF_DIR
 
         conf_dir = CONF_DIR
-    return _targets_of_conf(str(Path(conf_dir).resolve()))
+    agents = {option.target for option in AGENTS.values()}
+    return _targets_of_conf(str(Path(conf_dir).resolve())) | agents
 
 
 def _leaves(cfg: Any) -> Iterator[tuple[str, Any]]:

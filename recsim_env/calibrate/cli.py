@@ -72,14 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="concurrent simulated users (default: the test users, at most 256)",
+        help="concurrent simulated users (default: the test users, at most 128)",
     )
     v.add_argument(
         "--sim-steps",
         type=_positive_int,
         default=None,
         metavar="T",
-        help="simulated steps (default: the fitted drift trajectory's length, in [200, 4000])",
+        help="simulated steps (default: the fitted drift trajectory's length, in [200, 40000])",
     )
     v.add_argument(
         "--logging-policy",

@@ -493,22 +493,36 @@ def test_adaptive_dqn_recovers_faster_than_plain_dqn():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("env_name", "seeds", "total_vector_steps"),
-    [("changepoints", range(12), 4_500), ("AbruptShift-v0", range(6), 6_500)],
-)
-def test_adaptive_dqn_recovers_faster_over_seeds(env_name, seeds, total_vector_steps):
-    """Many seeds. The settings were chosen on seeds 0-5 of both envs; seeds 6-11 of the
-    changepoints env are held out (measured there: plain 466, adaptive 413 vector steps).
-    On AbruptShift-v0 the population jumps every 2,000 vector steps (3 events per run)."""
-
-    def make_env():
-        if env_name == "changepoints":
-            return changepoint_env(B, [1_500, 3_000])
-        return gym.make_vec("recsim_env/AbruptShift-v0", num_envs=B)
-
-    rows = _compare_recovery(make_env, seeds, total_vector_steps)
+def test_adaptive_dqn_recovers_faster_over_seeds():
+    """Change points at 1,500 and 3,000 vector steps, 12 seeds. The settings were chosen on seeds
+    0-5; seeds 6-11 are held out (measured there: plain 466, adaptive 413 vector steps)."""
+    rows = _compare_recovery(lambda: changepoint_env(B, [1_500, 3_000]), range(12), 4_500)
     _assert_adaptive_recovers_faster(rows)
+
+
+@pytest.mark.slow
+def test_adaptive_dqn_detects_abrupt_shifts_but_does_not_recover_faster():
+    """AbruptShift-v0 (the population jumps every 2,000 vector steps: 3 events per run), 6 seeds,
+    plain DQN on the same worlds as the baseline.
+
+    What holds since the DQN defaults changed (issue 24; docs/studies/adaptive/README.md): the
+    detector sees the jumps — at least one detection on every world whose jumps hurt the plain
+    DQN, and no alarm storm (at most 2 per event) — but recovery is no longer faster: mean KM
+    recovery over seeds 0-5 is plain 937, adaptive 970 vector steps (before: 868 → 638), and
+    paired by world the difference's CI includes 0 (the study). So this asserts detection, and
+    that adapting costs no more than a quarter on recovery — not an improvement."""
+    rows = _compare_recovery(
+        lambda: gym.make_vec("recsim_env/AbruptShift-v0", num_envs=B), range(6), 6_500
+    )
+    plain = np.array([p.censored_mean for _, p, _, _ in rows])
+    adaptive = np.array([a.censored_mean for _, _, a, _ in rows])
+    assert np.all(np.isfinite(plain)) and np.all(np.isfinite(adaptive))
+    print(f"mean over seeds: plain {plain.mean() / B:.0f}, adaptive {adaptive.mean() / B:.0f}")
+    hurt = [(seed, detections) for seed, p, _, detections in rows if p.censored_mean > 0]
+    assert len(hurt) >= 3, rows  # the jumps hurt on most worlds: the test exercises detection
+    assert all(detections >= 1 for _, detections in hurt), hurt
+    assert all(detections <= 2 * p.num_events for _, p, _, detections in rows), rows
+    assert adaptive.mean() <= 1.25 * plain.mean(), (plain / B, adaptive / B)
 
 
 def test_noise_scaler_estimates_the_noise_through_a_level_shift():

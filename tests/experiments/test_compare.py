@@ -420,11 +420,12 @@ def test_wandb_project_without_a_key_is_a_clear_error(tmp_path, monkeypatch, cap
     assert "no W&B API key" in capsys.readouterr().err
 
 
-def test_without_out_the_report_goes_beside_the_first_input(sweep, tmp_path, capsys):
+def test_without_out_the_report_goes_into_the_first_input(sweep, tmp_path, capsys):
+    """Inside the sweep dir, not beside it: sweeps of one config share their parent dir."""
     copy = tmp_path / "sweeps" / "mine"
     shutil.copytree(sweep, copy)
     assert main([str(copy), "--reps", "200", "--no-plots"]) == 0
-    report = tmp_path / "sweeps" / "report" / "report.md"
+    report = tmp_path / "sweeps" / "mine" / "report" / "report.md"
     assert report.is_file() and str(report) in capsys.readouterr().out
     assert main(["--wandb-project", "me/x"]) == 2  # no input to put it beside: --out needed
 

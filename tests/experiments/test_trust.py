@@ -292,7 +292,7 @@ def test_a_users_own_class_resumes_when_the_user_names_it(tmp_path, tiny_cfg):
     assert RunDir(tmp_path).state().summary["num_timesteps"] == 1280
 
 
-def test_the_allow_list_comes_from_the_projects_conf():
+def test_the_allow_list_comes_from_the_projects_conf_and_agent_catalog():
     targets = project_targets()
     assert {
         "agents.sb3.SB3DQN",

@@ -39,6 +39,25 @@ def _sort_key(value: Any) -> tuple:
         return (1, 0.0, str(value))
 
 
+SPLIT_KEYS = ("agent", "env")  # never pooled as if they were seeds, unless asked (--pool)
+
+
+def split_keys(runs: Sequence[Run], by: Sequence[str], pool: bool = False) -> list[str]:
+    """The keys of :data:`SPLIT_KEYS` missing from ``by`` whose value differs between ``runs``.
+
+    Why: grouping a sweep by hyperparameters alone (``--by agent.gamma,agent.lr``) would otherwise
+    pool our DQN's runs with SB3's as if they were seeds of one thing, and print CIs over the mix.
+    These keys are appended to the group key (after ``by``, so heat maps keep ``by``'s first two
+    keys as axes and get one panel per agent); ``pool=True`` is the explicit way to mix them.
+    """
+    if pool:
+        return []
+    known = [r for r in runs if r.completed]  # the runs that form groups
+    return [
+        k for k in SPLIT_KEYS if k not in by and len({_fmt_value(r.value_of(k)) for r in known}) > 1
+    ]
+
+
 def _varying_keys(runs: Sequence[Run]) -> set[str]:
     """Override keys whose values differ between ``runs`` (seed and hydra.* left out)."""
     seen: dict[str, set[str]] = {}
@@ -104,6 +123,8 @@ class Settings:
     seed: int
     confidence: float
     heatmap_metric: str | None
+    pool: bool = False
+    split: tuple[str, ...] = ()  # keys appended to ``by`` by :func:`split_keys`
 
 
 def _nan_to_none(obj: Any) -> Any:
@@ -179,6 +200,14 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
         seeds = [r.seed for r in rs]
         notes = []
         varying = sorted(_varying_keys(rs) - set(settings.by))
+        mixed = [
+            k
+            for k in SPLIT_KEYS
+            if k not in settings.by
+            and k not in varying
+            and len({_fmt_value(r.value_of(k)) for r in rs}) > 1
+        ]
+        varying = sorted(varying + mixed)
         if varying:
             notes.append(
                 f"runs differ in {', '.join(varying)} (not in --by): they are pooled as if they were seeds"
@@ -219,8 +248,14 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
                         scores, "iqm", reps=settings.reps, confidence=settings.confidence, rng=rng
                     )
                 )
-                if any(len(s) < 2 for s in scores):
-                    entry["note"] = "CI needs ≥ 2 seeds" + (" per task" if settings.tasks else "")
+                if any(len(s) < 2 for s in scores):  # a "CI" of one value would be [x, x]
+                    entry["ci_mean"] = [math.nan, math.nan]
+                    entry["ci_iqm"] = [math.nan, math.nan]
+                    one = "1 seed" + (" in a task" if settings.tasks and n > 1 else "")
+                    entry["ci_note"] = one
+                    entry["note"] = f"{one}: a CI needs ≥ 2 seeds" + (
+                        " per task" if settings.tasks else ""
+                    )
                 entry["values"] = [float(v) for s in scores for v in s]
             per_metric[metric] = entry
         group_results[label] = {
@@ -276,7 +311,9 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
                 "lower_is_better": lower_is_better(metric),
             }
             if any(len(x) < 2 for x in (*xa, *xb)):
-                row["note"] = "CI needs ≥ 2 seeds on both sides"
+                row["ci"] = [math.nan, math.nan]
+                row["ci_note"] = "1 seed"
+                row["note"] = "1 seed: a CI needs ≥ 2 seeds on both sides"
             row["paired"] = _paired(groups[a], groups[b], metric, settings, rng)
             rows[metric] = row
         comparisons.append({"a": a, "b": b, "metrics": rows})
@@ -284,6 +321,8 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
     return {
         "inputs": inputs,
         "by": settings.by,
+        "split": list(settings.split),
+        "pool": settings.pool,
         "tasks": settings.tasks,
         "metrics": metrics,
         "statistics": {

@@ -69,6 +69,11 @@ class Run:
                 self._metrics[k] = (steps, np.array([d[s] for s in steps], dtype=np.float64))
         return self._metrics.get(key)
 
+    def logged_keys(self) -> list[str]:
+        """The keys ``metrics.csv`` (or the W&B history) holds."""
+        self.series("")
+        return sorted(self._metrics or {})
+
     def recovery(self) -> dict[str, Any] | None:
         """The run's event-aligned recovery curves (``recovery.npz``: settings, offsets, value,
         best, records, and ``frozen`` with the counterfactual), ``None`` if it has none."""
@@ -98,8 +103,13 @@ class Run:
             k, _, v = override.partition("=")
             if k.lstrip("+~") == key:
                 return v
-        if key in LABEL_KEYS:
-            return run_labels(self.config, self.choices)[key]
+        if key in LABEL_KEYS:  # a sparse config (a missing job's) may hold `agent: linucb`
+            config = {
+                k: v
+                for k, v in self.config.items()
+                if k not in LABEL_KEYS or isinstance(v, Mapping)
+            }
+            return run_labels(config, self.choices)[key]
         return None
 
     def drift_event_steps(self) -> list[int]:
@@ -112,18 +122,48 @@ class Run:
         return [int(s) for s, v in zip(*series, strict=True) if v > 0]
 
 
+UNREADABLE = "unreadable"  # a run dir whose summary.json or config.yaml cannot be used
+
+
 def load_local_run(path: str | Path) -> Run:
-    """Read one ``recsim-train`` run dir (through :class:`RunDir`: status, record, config)."""
+    """Read one ``recsim-train`` run dir (through :class:`RunDir`: status, record, config).
+
+    A run dir is data someone else may have damaged: a ``summary.json`` that is not a JSON object,
+    or a ``config.yaml`` that does not parse, make the run ``unreadable`` (listed with the reason
+    and a warning naming the file, never in the statistics), not a crash or a "missing" job.
+    """
     rd = RunDir(path)
-    state = rd.state()
-    run = Run(path=str(rd.path), source="local", status=state.status, summary=state.summary)
-    run.error = state.error
+    job = None
     try:
-        run.config = rd.read_config()
         job = rd.job()
+    except Exception as exc:  # run.json / .hydra unreadable: the run has no known identity
+        log.warning("%s: unreadable job record (%s)", rd.path, exc)
+    try:
+        loaded = rd.read_summary()
+    except ValueError:
+        loaded = None  # RunDir.state reports the parse error itself
+    except OSError as exc:
+        loaded = None
+        log.warning("%s: cannot read %s (%s)", rd.path, RunDir.SUMMARY, exc)
+    if loaded is not None and not isinstance(loaded, dict):
+        reason = f"{rd.summary_path} is not a JSON object (a {type(loaded).__name__}): skipped"
+        log.warning("recsim-compare: %s", reason)
+        run = Run(path=str(rd.path), source="local", status=UNREADABLE, error=reason)
+    else:
+        state = rd.state()
+        run = Run(path=str(rd.path), source="local", status=state.status, summary=state.summary)
+        run.error = state.error
+    if job is not None:
         run.choices, run.overrides = dict(job.choices), list(job.overrides)
+    try:
+        config = rd.read_config()
+        if not isinstance(config, dict):
+            raise ValueError(f"a {type(config).__name__}, not a mapping")
+        run.config = config
     except Exception as exc:
-        run.error = run.error or f"unreadable config: {exc}"
+        reason = f"corrupt {RunDir.CONFIG}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        log.warning("recsim-compare: %s: %s", rd.path, reason)
+        run.status, run.error, run.summary = UNREADABLE, reason, {}
     run._load_metrics = rd.read_metrics
     run._load_recovery = lambda: _read_recovery(rd)
     return run
@@ -256,12 +296,18 @@ def discover_runs(
     from experiments.integrations.wandb_reader import find_offline_run_files
 
     runs: list[Run] = []
+    inputs_seen: set[Path] = set()
+    loaded: dict[Path, Run] = {}  # a dir given twice (or a job dir and its sweep) counts once
     for p in map(Path, paths):
         if not p.exists():
             runs.append(
                 Run(path=str(p), source="local", status="missing", error="path does not exist")
             )
             continue
+        if p.resolve() in inputs_seen:
+            log.warning("recsim-compare: %s given twice: counted once", p)
+            continue
+        inputs_seen.add(p.resolve())
         if (p.is_file() and p.suffix == ".wandb") or p.name.startswith("offline-run-"):
             runs.append(load_offline_wandb_run(p))
             continue
@@ -271,8 +317,15 @@ def discover_runs(
                 Run(path=str(p), source="local", status="missing", error="no run dirs found here")
             )
             continue
-        found = [load_local_run(d.path) for d in dirs]
-        runs.extend(found)
+        found = []
+        for d in dirs:
+            key = d.path.resolve()
+            if key in loaded:
+                log.warning("recsim-compare: %s given twice: counted once", d.path)
+            else:
+                loaded[key] = load_local_run(d.path)
+                runs.append(loaded[key])
+            found.append(loaded[key])
         expected = expected_sweep_jobs(p)
         if expected:
             for job in expected:

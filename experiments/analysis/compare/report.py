@@ -27,6 +27,14 @@ def _fmt_ci(ci: Sequence[float]) -> str:
     return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
+def _ci_cell(entry: Mapping[str, Any], key: str) -> str:
+    """The CI of a table cell; "1 seed" where there is no CI because one seed is all there is."""
+    ci = entry.get(key)
+    if ci and all(c is not None and math.isfinite(c) for c in ci):
+        return _fmt_ci(ci)
+    return str(entry.get("ci_note") or "n/a")
+
+
 def _md_escape(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -49,10 +57,19 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"Statistics over seeds: {st['aggregates']}; CIs: {st['ci']} ({st['reps']} resamples, seed "
-        f"{st['seed']}). A CI needs at least 2 seeds (per task): with fewer it reads n/a. With few "
-        "seeds (< 5) bootstrap CIs are optimistic: with 2 seeds a CI cannot reach beyond [min, max].",
+        f'{st["seed"]}). A CI needs at least 2 seeds (per task): with one it reads "1 seed". '
+        "With few seeds (< 5) bootstrap CIs are optimistic: with 2 seeds a CI cannot reach beyond "
+        "[min, max].",
         "",
     ]
+    if results.get("split"):
+        split = ", ".join(f"`{k}`" for k in results["split"])
+        lines += [
+            f"Groups are also split by {split}: runs of different "
+            f"{' or '.join(results['split'])}s are never pooled as if they were seeds "
+            "(`--pool` pools them).",
+            "",
+        ]
     groups, order, metrics = results["groups"], results["group_order"], results["metrics"]
     if not order:
         lines += ["**No completed runs: nothing to compare.**", ""]
@@ -63,7 +80,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         for label in order:
             g = groups[label]
             cells = [
-                f"{_fmt(g['metrics'][m]['iqm'])} {_fmt_ci(g['metrics'][m]['ci_iqm'])}"
+                f"{_fmt(g['metrics'][m]['iqm'])} {_ci_cell(g['metrics'][m], 'ci_iqm')}"
                 for m in metrics
             ]
             lines.append(f"| {_md_escape(label)} | {g['n_runs']} | " + " | ".join(cells) + " |")
@@ -82,8 +99,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             for label in order:
                 e = groups[label]["metrics"][m]
                 lines.append(
-                    f"| {_md_escape(label)} | {e['n']} | {_fmt(e['mean'])} | {_fmt_ci(e['ci_mean'])} | "
-                    f"{_fmt(e['iqm'])} | {_fmt_ci(e['ci_iqm'])} | {_fmt(e.get('min'))} | "
+                    f"| {_md_escape(label)} | {e['n']} | {_fmt(e['mean'])} | {_ci_cell(e, 'ci_mean')} | "
+                    f"{_fmt(e['iqm'])} | {_ci_cell(e, 'ci_iqm')} | {_fmt(e.get('min'))} | "
                     f"{_fmt(e.get('max'))} | {e.get('note', '')} |"
                 )
             lines.append("")
@@ -103,14 +120,16 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         for m, row in comp["metrics"].items():
             n = row.get("n", ["", ""])
             pr = row.get("paired") or {}
+            one = {"ci_note": "1 seed"} if pr and pr.get("n", 0) < 2 else {}
             paired = (
-                f"{pr['n']} | {_fmt(pr['diff'])} {_fmt_ci(pr['ci_diff'])} | "
-                f"{_fmt(pr['ratio'])} {_fmt_ci(pr['ci_ratio'])} | {pr['a_better']}/{pr['n']}"
+                f"{pr['n']} | {_fmt(pr['diff'])} {_ci_cell({**pr, **one}, 'ci_diff')} | "
+                f"{_fmt(pr['ratio'])} {_ci_cell({**pr, **one}, 'ci_ratio')} | "
+                f"{pr['a_better']}/{pr['n']}"
                 if pr
                 else " | | | "
             )
             lines.append(
-                f"| {m} | {_fmt(row['poi'], 3)} | {_fmt_ci(row['ci'])} | {n[0]}, {n[1]} | {paired} | {row.get('note', '')} |"
+                f"| {m} | {_fmt(row['poi'], 3)} | {_ci_cell(row, 'ci')} | {n[0]}, {n[1]} | {paired} | {row.get('note', '')} |"
             )
         lines.append("")
     figures = results.get("figures") or {}
@@ -143,6 +162,17 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             f"{st['sustain']} user-steps, until the end of the {st['horizon']}-step horizon or "
             "the next event. Dashed: a copy of the agent frozen at each event (if measured)."
         )
+        lines += [
+            "",
+            "Columns: *events* with a defined pre-event level; *recovered* / *censored*: back "
+            "above the threshold by the end of the watch, or not; *share recovered* = recovered / "
+            "events; *KM mean* / *median*: user-steps to recover (Kaplan–Meier: a censored event "
+            "counts for as long as it was watched); *drop*: 1 − the first sustain window's share / "
+            "the pre-event level; *auc*: the post-event share over the watch / the pre-event level "
+            "(1 = nothing lost). Every one of them is relative to the agent's **own** pre-event "
+            "level: a policy that learns nothing (random) has nothing to lose when the world "
+            'jumps, so it "recovers" at once — compare recovery between agents of similar reward.',
+        ]
         for key, title in (
             ("pooled", "Pooled over every event of a group's runs"),
             (

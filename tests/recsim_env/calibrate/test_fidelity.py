@@ -260,3 +260,14 @@ def test_choice_fidelity_chunks_users_without_changing_results(monkeypatch):
     assert whole["_protocol"]["num_items"] == items.size
     with pytest.raises(ValueError, match="other items"):
         report.choice_fidelity(train, test, [PopularityScorer()], items=items[:-1])
+
+
+def test_distance_notes_say_why_in_the_direction_of_the_result():
+    from recsim_env.calibrate.report import _distance_note
+
+    # the real training split is farther than half the default's distance in both cases
+    met = _distance_note(calibrated=0.04, default=0.1, ceiling=0.13)
+    missed = _distance_note(calibrated=0.09, default=0.1, ceiling=0.13)
+    assert "60% smaller" in met and "met all the same" in met and "cannot" not in met
+    assert "10% smaller" in missed and "cannot be expected" in missed
+    assert "no better" in _distance_note(calibrated=0.2, default=0.1, ceiling=0.01)
