@@ -1,6 +1,6 @@
 """A plug-in agent from outside the project trains through ``recsim-train`` unchanged.
 
-The agent lives in a package written to a temporary directory (not under ``agents/``), reaches the
+The agent (``examples/plugin/``, the README's) is copied to a temporary directory (not under ``agents/``), reaches the
 runner only through ``PYTHONPATH`` and Hydra's ``_target_`` — no fork, no registry — and is selected
 two ways: as a config group option on Hydra's search path (``agent=topic_ctr`` with
 ``hydra.searchpath=[file://...]``) and by overriding ``agent._target_``. Every run is the real
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -23,68 +23,16 @@ from recsim_env.state_io import load_tree
 ROOT = Path(__file__).resolve().parents[2]
 RECSIM_TRAIN = Path(sys.executable).parent / "recsim-train"
 
-# The README's "Plug in your own agent" example, verbatim.
-PLUGIN_AGENT = textwrap.dedent(
-    '''
-    import numpy as np
-
-    from agents.base import OnlineAgent
-
-
-    class TopicCTR(OnlineAgent):
-        """ε-greedy on a click rate learned per topic (a population-level preference model)."""
-
-        def __init__(self, env, epsilon: float = 0.1, seed: int | None = None):
-            super().__init__(env, seed=seed)
-            self._hparams = {"epsilon": epsilon, "seed": seed}  # what save/load rebuild it from
-            self.epsilon = epsilon
-            self.clicks = np.ones(self.layout.num_topics)  # prior: 1 click in 2 shows per topic
-            self.shows = np.full(self.layout.num_topics, 2.0)
-
-        def scores(self, obs):  # (B, C): estimated click rate of every candidate
-            return self.layout.candidate_topics(obs) @ (self.clicks / self.shows)
-
-        def act(self, obs, *, explore=False, info=None):
-            actions = self.scores(obs).argmax(axis=1)
-            if explore:
-                random = self.rng.random(len(actions)) < self.epsilon
-                actions[random] = self.rng.integers(0, self.action_space.n, random.sum())
-            return actions
-
-        def observe(self, obs, actions, rewards, next_obs, terminated, truncated, info):
-            shown = self.layout.candidate_topics(obs)[np.arange(len(actions)), actions]  # (B, K)
-            self.shows += shown.sum(axis=0)
-            self.clicks += shown.T @ info["clicked"]
-
-        def state_dict(self):
-            return {**super().state_dict(), "clicks": self.clicks, "shows": self.shows}
-
-        def load_state_dict(self, state):
-            super().load_state_dict(state)
-            self.clicks, self.shows = state["clicks"], state["shows"]
-    '''
-)
-
-PLUGIN_CONFIG = textwrap.dedent(
-    """
-    _target_: my_recsys.agent.TopicCTR
-    epsilon: 0.1
-    seed: ${seed}
-    """
-)
+# The README's plug-in agent and its config group option, as the project ships them
+EXAMPLE = ROOT / "examples" / "plugin"
 
 COMMON = ["env=stationary", "seed=0", "protocol=tiny", "protocol.total_steps=3200"]
 
 
 def write_plugin(root: Path) -> tuple[Path, Path]:
     """``<root>/src/my_recsys/agent.py`` and ``<root>/conf/agent/topic_ctr.yaml``."""
-    package = root / "src" / "my_recsys"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "agent.py").write_text(PLUGIN_AGENT)
-    group = root / "conf" / "agent"
-    group.mkdir(parents=True)
-    (group / "topic_ctr.yaml").write_text(PLUGIN_CONFIG)
+    shutil.copytree(EXAMPLE / "my_recsys", root / "src" / "my_recsys")
+    shutil.copytree(EXAMPLE / "my_conf", root / "conf")
     return root / "src", root / "conf"
 
 
