@@ -18,7 +18,7 @@ PURE_ANALYSIS = tuple(
     sorted(p.stem for p in (ROOT / "experiments" / "analysis").glob("*.py") if p.stem != "__init__")
 )
 SHIMS = ("train", "compare", "bench_train")
-TOOLS = ("experiments.tune", "experiments.bench", "experiments.quickstart")
+TOOLS = ("experiments.tune", "experiments.bench", "experiments.quickstart", "experiments.sim2real")
 # module prefix -> prefixes it must never import
 FORBIDDEN = {
     "recsim_env": ("agents", "experiments"),

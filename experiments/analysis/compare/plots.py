@@ -19,27 +19,13 @@ from experiments.analysis.compare.aggregate import (
     align_curves,
     group_label,
 )
+from experiments.analysis.compare.figure import new_figure as _figure
 from experiments.analysis.compare.load import Run
 from experiments.analysis.compare.recovery_plot import plot_recovery
 from experiments.analysis.schema import better, lower_is_better
 
 # ---------------------------------------------------------------------------------------- plots
 PANEL_GROUPS = 10  # more groups than this in one curve plot: one panel per agent
-
-
-def _figure(
-    nrows: int = 1,
-    ncols: int = 1,
-    size: tuple[float, float] = (7.0, 4.2),
-    *,
-    sharey: bool = False,
-    extra_width: float = 0.0,
-) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure  # no pyplot: no global state, the Agg canvas by default
-
-    fig = Figure(figsize=(size[0] * ncols + extra_width, size[1] * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
-    return fig, axes
 
 
 def display_label(keys: Mapping[str, Any], drop: Sequence[str] = ()) -> str:

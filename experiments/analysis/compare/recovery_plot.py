@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from experiments.analysis import stats
+from experiments.analysis.compare.figure import new_figure
 from experiments.analysis.compare.load import Run
 from experiments.analysis.recovery import km_restricted_mean, rebin_curves, summarize_recovery
 
@@ -105,8 +106,6 @@ def plot_recovery(
     out_dir: Path,
 ) -> dict[str, Any] | None:
     """Write ``recovery_curve.png``; ``None`` when no run has recovery curves."""
-    from experiments.analysis.compare.plots import _figure
-
     loaded = {label: [(r, r.recovery()) for r in groups.get(label, [])] for label in order}
     reference = next((c for runs in loaded.values() for _, c in runs if c is not None), None)
     if reference is None:
@@ -114,7 +113,7 @@ def plot_recovery(
     ref_settings = {k: reference["settings"][k] for k in ("horizon", "baseline", "bin_size")}
     width = _width(reference["settings"])
     tolerance = float(reference["settings"]["tolerance"])
-    fig, axes = _figure(1, 2, size=(5.6, 3.9))
+    fig, axes = new_figure(1, 2, size=(5.6, 3.9))
     share_ax, rel_ax = axes[0][0], axes[0][1]
     entry: dict[str, Any] = {"file": "recovery_curve.png", "width": width, "groups": {}}
     skipped: list[str] = []

@@ -1,4 +1,4 @@
-"""Analyse the sim-to-real study's scores (``python -m experiments.analysis.sim2real ... --per-user``).
+"""Analyse the sim-to-real study's scores (``python -m experiments.sim2real ... --per-user``).
 
     python docs/studies/sim2real/scripts/analyse.py SCORES.json --out docs/studies/sim2real/results
 

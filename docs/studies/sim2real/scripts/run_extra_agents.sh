@@ -21,7 +21,7 @@ for s in $SEEDS; do
     env.kwargs.num_items="$ITEMS" env.kwargs.num_topics="$TOPICS" \
     hydra.sweep.dir="$RUNS/uncalibrated_extra/seed$s"
 done
-$PY -m experiments.analysis.sim2real "$RUNS/calibrated" "$RUNS/uncalibrated" \
+$PY -m experiments.sim2real "$RUNS/calibrated" "$RUNS/uncalibrated" \
   "$RUNS/calibrated_extra" "$RUNS/uncalibrated_extra" --out "$RUNS/scores_all.json" --per-user
 $PY docs/studies/sim2real/scripts/analyse.py "$RUNS/scores_all.json" --out "$OUT" \
   --agents dqn,pqn,linucb,swucb,greedy,popularity,epsilon_greedy,thompson,ducb,random

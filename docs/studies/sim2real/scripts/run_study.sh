@@ -30,6 +30,6 @@ for s in $SEEDS; do
 done
 
 mkdir -p "$OUT"
-$PY -m experiments.analysis.sim2real "$RUNS/calibrated" "$RUNS/uncalibrated" \
+$PY -m experiments.sim2real "$RUNS/calibrated" "$RUNS/uncalibrated" \
   --out "$RUNS/scores.json" --per-user  # per-user metrics: large, kept beside the runs
 $PY docs/studies/sim2real/scripts/analyse.py "$RUNS/scores.json" --out "$OUT"

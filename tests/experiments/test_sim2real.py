@@ -1,4 +1,4 @@
-"""Sim-to-real scoring (experiments/analysis/sim2real.py) on hand-made cases and a synthetic
+"""Sim-to-real scoring (experiments/sim2real.py) on hand-made cases and a synthetic
 calibration (no real data): the metrics against scikit-learn, tie counting, the rows against what the
 calibrated env itself shows, and the whole path from a trained run dir to a score."""
 
@@ -17,7 +17,7 @@ import pytest
 from sklearn.metrics import ndcg_score, roc_auc_score
 
 import recsim_env  # noqa: F401 — registers the ids
-from experiments.analysis import sim2real as s2r
+from experiments import sim2real as s2r
 from recsim_env.data import InteractionLog
 from recsim_env.grounding import clear_calibration_cache, synthetic_calibration
 

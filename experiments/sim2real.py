@@ -40,7 +40,7 @@ users (every user weighs the same, however many items they held out).
 
 Command line (scores the runs of a study; see ``docs/studies/sim2real``)::
 
-    python -m experiments.analysis.sim2real RUN_DIR_OR_SWEEP_DIR ... --out scores.json
+    python -m experiments.sim2real RUN_DIR_OR_SWEEP_DIR ... --out scores.json
 """
 
 from __future__ import annotations
@@ -454,7 +454,7 @@ def _plain(x: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.analysis.sim2real",
+        prog="python -m experiments.sim2real",
         description="Score trained agents (run dirs) on MovieLens-100K's held-out real log.",
     )
     parser.add_argument("runs", nargs="+", help="run dirs or sweep dirs holding them")
