@@ -19,20 +19,50 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from agents.base import Agent, ContinuesStream, Resumable, agent_traits
+from experiments.run.config import ProtocolConfig
 from experiments.run.rundir import Checkpoint, RunDir, RunDirError
+from experiments.run.sinks import MetricWriter
 from recsim_env.state_io import load_tree, save_tree
 
-if TYPE_CHECKING:
-    from experiments.run.protocol import LifelongProtocol
-
 FORMAT = 2  # 1: the pickled state.pkl of earlier versions
+
+
+class StreamPosition(Protocol):
+    """Where the stream stands: what the agent sees next."""
+
+    @property
+    def last_obs(self) -> Any: ...
+
+    @property
+    def last_info(self) -> Any: ...
+
+
+class Checkpointed(Protocol):
+    """What a checkpoint saves and restores of a run; the lifelong protocol is one. A structural
+    type, so that this module does not import the protocol that calls it (no import cycle)."""
+
+    settings: ProtocolConfig
+    writer: MetricWriter
+    run_dir: RunDir
+    train_env: Any
+
+    @property
+    def num_timesteps(self) -> int: ...
+
+    @property
+    def state(self) -> StreamPosition: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 class CorruptCheckpoint(RunDirError):
@@ -74,7 +104,7 @@ def _env_state(env: Any) -> dict[str, Any]:
     return env.state_dict()
 
 
-def save(run_dir: RunDir, protocol: LifelongProtocol, agent: Agent) -> Path:
+def save(run_dir: RunDir, protocol: Checkpointed, agent: Agent) -> Path:
     """Write the checkpoint of ``protocol``'s current step; returns its path."""
     with run_dir.new_checkpoint(protocol.num_timesteps) as ckpt:
         try:
@@ -206,7 +236,7 @@ def load_kwargs(agent_cls: type[Any], template: Any = None, *, trust: bool = Fal
 
 
 def restore(
-    ckpt: Checkpoint, protocol: LifelongProtocol, agent_cls: type[Agent], **kwargs: Any
+    ckpt: Checkpoint, protocol: Checkpointed, agent_cls: type[Agent], **kwargs: Any
 ) -> Agent:
     """Put the run back where ``ckpt`` was taken; returns the agent (``agent_cls.load``).
 

@@ -228,7 +228,17 @@ def validate(cfg: DictConfig) -> RunConfig:
             )
     top = _section(TopLevelConfig, "", {k: root[k] for k in top_fields if k in root})
     env = _section(EnvConfig, "env", root["env"])
-    protocol = _section(ProtocolConfig, "protocol", root["protocol"])
+    protocol_node = dict(root["protocol"])
+    parts = protocol_node.pop("parts", None)  # built by experiments.run.parts (none: the default)
+    protocol = _section(ProtocolConfig, "protocol", protocol_node)
+    if parts is not None and not isinstance(parts, Mapping):
+        fail("protocol.parts", parts, "a mapping of part name to part config")
+    for name, part in (parts or {}).items():
+        if part is None:
+            continue  # a part switched off with protocol.parts.<name>=null
+        if not isinstance(part, Mapping) or "_target_" not in part:
+            fail(f"protocol.parts.{name}", redact(part), "a part config with a '_target_'")
+        _target_importable(f"protocol.parts.{name}._target_", part["_target_"])
 
     agent = root["agent"]
     if "_target_" not in agent:

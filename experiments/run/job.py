@@ -49,6 +49,7 @@ from experiments.run.config import (
     instantiate_checked,
     validate,
 )
+from experiments.run.parts import build_parts
 from experiments.run.protocol import LifelongProtocol, RunInterrupted
 from experiments.run.rejected import record_rejected
 from experiments.run.rundir import (
@@ -256,8 +257,14 @@ def _run(
                 num_envs=protocol_cfg.eval_episodes, world=core.world, **core.config.to_dict()
             )
 
+        try:
+            parts = build_parts(cfg.protocol.get("parts"), protocol_cfg, make_eval_env)
+        except ConfigError as exc:
+            if checkpoint is None:
+                raise
+            raise RunDirError(f"cannot resume {rd}: config.yaml: {exc}") from exc
         protocol = LifelongProtocol(
-            train_env, make_eval_env, writer, protocol_cfg, rd, on_eval=on_eval
+            train_env, make_eval_env, writer, protocol_cfg, rd, on_eval=on_eval, parts=parts
         )
         if checkpoint is not None:
             agent = resume.restore(

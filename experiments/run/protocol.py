@@ -3,7 +3,8 @@
 :class:`LifelongProtocol` is a :class:`agents.StepCallback` handed to ``agent.learn(total_steps,
 callback)``, so it drives our agents and SB3's alike. It keeps the clock (user-steps so far) and
 the observation the stream continues from, and delegates every concern to its parts
-(:mod:`experiments.run.steps`): online metrics over windows of ``log_every`` user-steps, greedy
+(:mod:`experiments.run.steps`; listed in ``conf/protocol/parts/``, a user's own part added from
+config): online metrics over windows of ``log_every`` user-steps, greedy
 evaluation every ``eval_every``, checkpoints every ``checkpoint_every``, the lifelong summary.
 Reward earned while learning is the lifelong objective; there is no separate "training phase".
 
@@ -28,13 +29,11 @@ from agents.base import Agent, Info, StepCallback, Transition
 from experiments.run import checkpoint as checkpoints
 from experiments.run.config import ProtocolConfig
 from experiments.run.evaluation import batched_info
-from experiments.run.recovery import DriftRecovery
+from experiments.run.parts import default_parts
 from experiments.run.rundir import COMPLETED, INTERRUPTED, RUNNING, Checkpoint, RunDir
 from experiments.run.sinks import MetricWriter
 from experiments.run.steps import (
     CallbackList,
-    Evaluation,
-    LifelongSummary,
     OnlineMetrics,
     PeriodicCheckpoint,
     ProtocolCallback,
@@ -83,8 +82,11 @@ class LifelongProtocol(StepCallback):
     on_eval: called as ``on_eval(num_timesteps, summary)`` after every evaluation, with the summary
         so far (the keys of ``summary.json``; ``eval/*`` from this evaluation). It may raise to
         stop the run (e.g. ``optuna.TrialPruned`` in ``recsim-tune``).
-    extra: more parts (:class:`~experiments.run.steps.ProtocolCallback`), run after the built-in
-        ones and before the periodic checkpoint.
+    parts: the parts (:class:`~experiments.run.steps.ProtocolCallback`), in order; ``None``: the
+        default set (``conf/protocol/parts/default.yaml``). ``recsim-train`` builds them from
+        ``protocol.parts`` (:func:`experiments.run.parts.build_parts`).
+    extra: more parts, run after ``parts``. A :class:`PeriodicCheckpoint` always runs last, so that
+        a checkpoint holds every other part's state after the step.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class LifelongProtocol(StepCallback):
         on_progress: Callable[[int, Mapping[str, float]], None] | None = None,
         on_eval: Callable[[int, Mapping[str, Any]], None] | None = None,
         extra: Sequence[ProtocolCallback] = (),
+        parts: Sequence[ProtocolCallback] | None = None,
     ) -> None:
         self.train_env = train_env
         self.writer = writer
@@ -108,17 +111,11 @@ class LifelongProtocol(StepCallback):
         self.stop_requested: str | None = None  # set by a signal handler: checkpoint and stop
         self.timer = TrainTimer()
         self.state = ProtocolState()
-        self.online = OnlineMetrics(settings)
-        self.parts = CallbackList(
-            [
-                LifelongSummary(settings),  # observes the step's regime before a window closes
-                self.online,
-                DriftRecovery(settings),  # lifelong/recovery_*: ground truth at every step
-                Evaluation(settings, make_eval_env),
-                *extra,
-                PeriodicCheckpoint(settings),
-            ]
-        )
+        if parts is None:
+            parts = default_parts(settings, make_eval_env)
+        self.parts = CallbackList([*parts, *extra, PeriodicCheckpoint(settings)])
+        # the windowed metrics handed to on_progress (none if the config switched them off)
+        self.online = next((p for p in self.parts.callbacks if isinstance(p, OnlineMetrics)), None)
 
     @property
     def num_timesteps(self) -> int:
@@ -157,7 +154,7 @@ class LifelongProtocol(StepCallback):
         self.state.last_obs, self.state.last_info = transition.next_obs, transition.info
         self.parts.on_step(self, transition, batched_info(transition.info))
         if self.on_progress is not None:
-            self.on_progress(self.num_timesteps, self.online.last_window)
+            self.on_progress(self.num_timesteps, self.online.last_window if self.online else {})
         if self.stop_requested:
             return False
         return self.num_timesteps < self.settings.total_steps

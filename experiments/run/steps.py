@@ -14,6 +14,10 @@ plain data (``state_dict`` / ``load_state_dict``: the :class:`agents.base.Resuma
 - :class:`Evaluation`: periodic greedy evaluation → ``eval/*``;
 - :class:`PeriodicCheckpoint`: a checkpoint every ``checkpoint_every`` user-steps.
 
+The set and its order come from the config (``conf/protocol/parts/default.yaml``, built by
+:mod:`experiments.run.parts`); :class:`PeriodicCheckpoint` is not listed there: it always runs
+last, so that a checkpoint holds every other part's state after the step.
+
 Parts run in list order at every step; observers come before the parts that act on a schedule
 (``LifelongSummary`` records the step's regime before ``OnlineMetrics`` closes a window with it).
 """
@@ -25,7 +29,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -96,9 +100,21 @@ class Window:
 
 
 class ProtocolCallback:
-    """One part of the protocol (see the module doc). ``key`` names its state in checkpoints."""
+    """One part of the protocol (see the module doc): subclass it to add your own.
 
-    key: ClassVar[str] = ""
+    The part protocol: a part overrides the hooks it needs (the others do nothing) —
+    ``on_training_start``, ``on_step``, ``on_window``, ``on_end`` — each given the :class:`Run` that
+    drives it (``run.writer.write(step, metrics)`` logs a metric); ``summary`` adds its keys to
+    ``summary.json``; ``state_dict`` / ``load_state_dict`` (optional: plain data only, see
+    :mod:`recsim_env.state_io`) put its state in every checkpoint, so a resumed run continues it.
+
+    Parts are listed in ``conf/protocol/parts/`` as ``NAME: {_target_: pkg.Class, param: ...}``
+    and built by :func:`experiments.run.parts.build_parts`: the YAML's params are the constructor's
+    keywords, plus ``settings`` (the :class:`ProtocolConfig`) and ``make_eval_env`` where the
+    constructor names them; ``NAME`` becomes ``key``, the name of the part's state in checkpoints.
+    """
+
+    key: str = ""
 
     def on_training_start(self, run: Run) -> None:
         """Called at every (re)start of ``agent.learn``."""

@@ -308,7 +308,10 @@ def test_the_yaml_is_the_one_source_of_the_runner_defaults(compose_cfg):
             assert field.default_factory is dataclasses.MISSING, (section.__name__, field.name)
     cfg = compose_cfg()
     protocol = validate(cfg).protocol
-    assert dataclasses.asdict(protocol) == OmegaConf.to_container(cfg.protocol, resolve=True)
+    settings = OmegaConf.to_container(cfg.protocol, resolve=True)
+    assert isinstance(settings, dict)
+    settings.pop("parts")  # built by experiments/run/parts.py, not a setting
+    assert dataclasses.asdict(protocol) == settings
     with pytest.raises(ConfigError, match=r"protocol\.ndcg_k"):
         validate(compose_cfg("~protocol.ndcg_k"))
 
@@ -320,3 +323,19 @@ def test_tune_spaces_are_no_recsim_train_group():
 
     assert not (CONF / "tune").exists()
     assert {"dqn", "pqn", "linucb"} <= {p.stem for p in SPACE_DIR.glob("*.yaml")}
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("protocol.parts.online._target_=experiments.run.steps.Nope", "protocol.parts.online"),
+        ("protocol.parts.online=3", "protocol.parts.online"),
+        ("+protocol.parts.mine._target_=collections.OrderedDict", "ProtocolCallback"),
+        ("+protocol.parts.checkpoint._target_=experiments.run.steps.Evaluation", "checkpoint"),
+    ],
+)
+def test_a_bad_protocol_part_is_refused_before_training(override, expected, tmp_path, tiny_cfg):
+    """Parts come from conf/protocol/parts/ (the default set); a mistake names its key."""
+    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+        run(tiny_cfg("agent=random", override), run_dir=tmp_path, multirun=False)
+    assert not (tmp_path / "checkpoints").exists()

@@ -30,6 +30,8 @@ from experiments.run.job import run
 from experiments.run.rundir import NotARunDir, RunDir, RunDirError
 from experiments.run.secrets import hide_secret_overrides, is_secret_key, redact_overrides
 from experiments.run.sinks import CsvSink, RunContext
+from experiments.run.trust import UntrustedTarget
+from recsim_env.state_io import load_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -748,3 +750,65 @@ def test_seeds_numpy_cannot_take_are_refused_up_front(seed, tmp_path, tiny_cfg):
     with pytest.raises(ConfigError, match=r"invalid seed="):
         run(tiny_cfg("agent=random", f"seed={seed}"), run_dir=tmp_path)
     assert not (tmp_path / "metrics.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------- 9. parts
+EXAMPLE = ROOT / "examples" / "protocol_part"
+MY_PART = (
+    f"hydra.searchpath=[file://{EXAMPLE / 'conf'}]",
+    "protocol/parts=[default,popular_clicks]",
+)
+
+
+def _stop_at(step: int):
+    """``on_eval`` that delivers SIGTERM at ``step``: the run checkpoints and stops there."""
+
+    def on_eval(num_timesteps: int, summary) -> None:
+        if num_timesteps == step:
+            signal.raise_signal(signal.SIGTERM)
+
+    return on_eval
+
+
+def test_a_users_part_from_config_is_logged_checkpointed_and_continues_on_resume(
+    tmp_path, tiny_cfg, monkeypatch
+):
+    """examples/protocol_part: a part of the user's own, added from a config dir outside the
+    package, writes its metric and summary key; interrupted, its count is resumed, not restarted."""
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    args = ("agent=linucb", *MY_PART)
+    reference = tmp_path / "reference"
+    run(tiny_cfg(*args), run_dir=reference)
+    run_dir = tmp_path / "run"
+    with pytest.raises(Exception, match="interrupted by SIGTERM at step 320"):
+        run(tiny_cfg(*args), run_dir=run_dir, overrides=list(args), on_eval=_stop_at(320))
+    interrupted = RunDir(run_dir).state().summary
+    assert interrupted["status"] == "interrupted" and interrupted["num_timesteps"] == 320
+    assert interrupted["custom/popular_clicks"] > 0  # a restart from 0 would show below
+    (ckpt,) = RunDir(run_dir).checkpoints()
+    parts = load_tree(ckpt.state)["protocol"]["parts"]
+    assert list(parts) == ["lifelong", "online", "recovery", "eval", "popular_clicks", "checkpoint"]
+    assert parts["popular_clicks"]["popular_clicks"] == interrupted["custom/popular_clicks"]
+
+    run(tiny_cfg(*args, "resume=true"), run_dir=run_dir, overrides=[*args, "resume=true"])
+    resumed, straight = RunDir(run_dir).state().summary, RunDir(reference).state().summary
+    assert resumed["status"] == "completed"
+    assert resumed["custom/popular_clicks"] > interrupted["custom/popular_clicks"]
+    for key in ("custom/popular_clicks", "custom/popular_click_share", "online/reward"):
+        assert resumed[key] == straight[key], key
+    logged = unique_rows(run_dir)
+    mine = logged[logged.key == "custom/popular_clicks"]
+    assert list(mine.step) == list(range(64, 641, 64)) and mine.value.is_monotonic_increasing
+    expected = unique_rows(reference)
+    assert list(mine.value) == list(expected[expected.key == "custom/popular_clicks"].value)
+
+
+def test_a_part_the_run_dir_names_is_refused_unless_this_command_names_it(
+    tmp_path, tiny_cfg, monkeypatch
+):
+    """The part's class is the user's (not in conf/): a resume that does not name it is refused
+    before it is imported; the default parts (conf/protocol/parts/) need nothing."""
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    run(tiny_cfg("agent=random", *MY_PART), run_dir=tmp_path)
+    with pytest.raises(UntrustedTarget, match=r"protocol\.parts\.popular_clicks\._target_="):
+        run(tiny_cfg("agent=random", "resume=true"), run_dir=tmp_path, overrides=["resume=true"])

@@ -247,6 +247,8 @@ def _config_plants(marker: Path) -> dict[str, tuple[str, object]]:
         "agent target": ("agent._target_", "builtins.exec"),
         "a sink": ("logger.sinks.evil", gadget),
         "protocol part": ("protocol.evil", gadget),
+        "a planted part": ("protocol.parts.evil", gadget),
+        "a part's class": ("protocol.parts.online._target_", "builtins.exec"),
         "top level": ("evil", gadget),
         "frozen inner": ("agent.inner", gadget),
         "write_text": (
