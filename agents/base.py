@@ -46,6 +46,23 @@ class Transition:
     num_timesteps: int  # user-steps so far, including this step (SB3's num_timesteps)
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. train/loss, train/epsilon
 
+    @classmethod
+    def of_step(
+        cls,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        step: tuple[Any, ...],
+        final_obs: np.ndarray,
+        num_timesteps: int,
+        metrics: dict[str, float] | None = None,
+    ) -> Transition:
+        """The transition of ``step = env.step(actions)`` (the vector env's five results)."""
+        next_obs, rewards, terminated, truncated, info = step
+        return cls(
+            obs, actions, rewards, terminated, truncated, next_obs, final_obs, info,
+            num_timesteps, metrics if metrics is not None else {},
+        )  # fmt: skip
+
 
 class StepCallback:
     """Hook through which the runner watches training and can stop it.
@@ -282,7 +299,8 @@ class OnlineAgent(ABC):
                     actions = self.act(obs, explore=True, info=info)
                 else:
                     actions = self.act(obs, explore=True)
-                next_obs, rewards, terminated, truncated, next_info = self.env.step(actions)
+                step = self.env.step(actions)
+                next_obs, rewards, terminated, truncated, next_info = step
                 final_obs = final_observations(next_obs, next_info)
                 self.observe(obs, actions, rewards, final_obs, terminated, truncated, next_info)
                 metrics = self.update()
@@ -290,17 +308,8 @@ class OnlineAgent(ABC):
                 prev_obs, obs, info = obs, next_obs, next_info
                 self._last_obs, self._last_info = obs, info
                 if callback is not None and not callback.on_step(
-                    Transition(
-                        obs=prev_obs,
-                        actions=actions,
-                        rewards=rewards,
-                        terminated=terminated,
-                        truncated=truncated,
-                        next_obs=next_obs,
-                        final_obs=final_obs,
-                        info=next_info,
-                        num_timesteps=self.num_timesteps,
-                        metrics=metrics,
+                    Transition.of_step(
+                        prev_obs, actions, step, final_obs, self.num_timesteps, metrics
                     )
                 ):
                     break

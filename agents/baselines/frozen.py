@@ -248,23 +248,14 @@ class FrozenAgent:
         assert obs is not None  # set just above or by the learning phase / continue_stream
         while self.num_timesteps < target:
             actions = self.act(obs, explore=False, info=info)
-            next_obs, rewards, terminated, truncated, next_info = self.env.step(actions)
+            step = self.env.step(actions)
+            next_obs, next_info = step[0], step[4]
             final_obs = final_observations(next_obs, next_info)
             self.frozen_steps += self.num_envs
             prev_obs, obs, info = obs, next_obs, next_info
             self._obs, self._info = obs, info
             if callback is not None and not callback.on_step(
-                Transition(
-                    obs=prev_obs,
-                    actions=actions,
-                    rewards=rewards,
-                    terminated=terminated,
-                    truncated=truncated,
-                    next_obs=next_obs,
-                    final_obs=final_obs,
-                    info=next_info,
-                    num_timesteps=self.num_timesteps,
-                )
+                Transition.of_step(prev_obs, actions, step, final_obs, self.num_timesteps)
             ):
                 return
 

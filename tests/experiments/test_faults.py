@@ -336,14 +336,14 @@ class SelfKillingAgent(RandomAgent):
         return super().act(obs, explore=explore, info=info)
 
 
-def test_a_sweep_job_killed_by_a_signal_fails_alone(tmp_path, env):
-    sweep_dir = tmp_path / "sweep"
-    result = recsim_train(
+def joblib_sweep(agent_class: str, seeds: str, sweep_dir: Path, env: dict):
+    """A tiny sweep over ``seeds`` of this module's ``agent_class`` on 2 joblib workers."""
+    return recsim_train(
         [
             "-m",
             "agent=random",
-            "agent._target_=test_faults.SelfKillingAgent",
-            "seed=0,1,2",
+            f"agent._target_=test_faults.{agent_class}",
+            f"seed={seeds}",
             "protocol=tiny",
             f"hydra.sweep.dir={sweep_dir}",
             "hydra/launcher=joblib",
@@ -351,6 +351,11 @@ def test_a_sweep_job_killed_by_a_signal_fails_alone(tmp_path, env):
         ],
         env,
     )
+
+
+def test_a_sweep_job_killed_by_a_signal_fails_alone(tmp_path, env):
+    sweep_dir = tmp_path / "sweep"
+    result = joblib_sweep("SelfKillingAgent", "0,1,2", sweep_dir, env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     states = {job: RunDir(sweep_dir / job).state() for job in ("0", "1", "2")}
@@ -576,19 +581,7 @@ class WorkerKillingAgent(RandomAgent):
 
 def test_a_killed_joblib_worker_fails_its_job_and_the_sweep_goes_on(tmp_path, env):
     sweep_dir = tmp_path / "sweep"
-    result = recsim_train(
-        [
-            "-m",
-            "agent=random",
-            "agent._target_=test_faults.WorkerKillingAgent",
-            "seed=0,1,2,3",
-            "protocol=tiny",
-            f"hydra.sweep.dir={sweep_dir}",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-        ],
-        env,
-    )
+    result = joblib_sweep("WorkerKillingAgent", "0,1,2,3", sweep_dir, env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "TerminatedWorkerError" not in result.stderr.split("a joblib worker process died")[-1]
