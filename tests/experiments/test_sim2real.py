@@ -256,15 +256,15 @@ def test_rows_on_the_real_movielens_log(user_data_home, monkeypatch):
     """On the real MovieLens-100K held-out 20 % (fetched and fitted into the user's data home on
     first use): every user, the held-out items of the catalogue, and the log's popularity ranks them
     well above chance (the study's reference line)."""
-    from recsim_env.data import load_movielens_100k, temporal_split
+    from recsim_env.data import FetchError, load_movielens_100k, temporal_split
     from recsim_env.validation import ConfigError
 
     monkeypatch.setenv("RECSIM_DATA_DIR", str(user_data_home))
     clear_calibration_cache()
     try:
-        log = load_movielens_100k(fetch_if_missing=False)
+        log = load_movielens_100k()  # fetched on first use, like the other slow tests' data
         env = gymnasium.make("recsim_env/MovieLens-v0")
-    except (ConfigError, OSError) as err:
+    except (ConfigError, OSError, FetchError) as err:
         pytest.skip(f"MovieLens-100K or its calibration not available here: {err}")
     train, test = temporal_split(log)
     rows = s2r.build_rows(train, test, env, seed=0)
