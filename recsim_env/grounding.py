@@ -1,18 +1,8 @@
 """A simulator calibrated to a real interaction log: the :class:`Calibration` bundle (numpy only).
 
-Why a bundle of plain arrays: ``recsim-calibrate`` (``recsim_env.calibrate``, pandas / scikit-learn)
-fits the simulator to a log once; the env that uses the result must run on numpy alone and must be
-able to read a calibration written by someone else without running their code. So a calibration is
-
-* ``calibration.npz`` — the arrays, written with ``np.savez`` and read with ``allow_pickle=False``
-  (an object array or a pickle planted in its place is refused, never executed);
-* ``calibration.json`` — name, fitted ``params``, the fit ``report``, ``window_ticks``, the arrays'
-  shapes and a format version;
-
-and :meth:`Calibration.load` checks every shape, dtype, range and JSON type, with a
-:class:`~recsim_env.validation.ConfigError` naming the field. The bundle itself (dataclass, checks,
-files) is :mod:`recsim_env.calibration_bundle`; this module resolves names and builds bundles, and
-re-exports the bundle's public names (``from recsim_env.grounding import Calibration``).
+The bundle itself (dataclass, checks, pickle-free files, and why it is plain arrays) is
+:mod:`recsim_env.calibration_bundle`; this module resolves names and builds bundles, and re-exports
+the bundle's public names (``from recsim_env.grounding import Calibration``).
 
 How the simulator uses it (``SimConfig.calibration``, see ``recsim_env/config.py``): fitted ``params``
 become the defaults of the simulator's parameters; the catalogue is the calibration's items; new users

@@ -212,21 +212,22 @@ def sessions(
     users: np.ndarray, timestamps: np.ndarray, gap: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Session lengths (interactions per session) and return gaps (time between one session's
-    last interaction and the same user's next session's first) of a log: a new session starts
-    when a user's previous interaction is more than ``gap`` ago. Vectorised (one sort)."""
-    users = np.asarray(users).reshape(-1)
-    t = np.asarray(timestamps, dtype=np.float64).reshape(-1)
-    if users.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    order = np.lexsort((t, users))
-    u, t = users[order], t[order]
-    same = np.r_[False, u[1:] == u[:-1]]
-    dt = np.r_[np.inf, np.diff(t)]
-    start = ~same | (dt > gap)
-    sid = np.cumsum(start) - 1
-    lengths = np.bincount(sid)
-    gaps = dt[start & same]
-    return lengths, gaps
+    last interaction and the same user's next session's first) of a log, sessionised as the fit
+    does it (:func:`recsim_env.calibrate.sessions.session_table`: a new session when a user's
+    previous interaction is more than ``gap`` ago)."""
+    import pandas as pd
+
+    from recsim_env.calibrate.sessions import session_table
+
+    frame = pd.DataFrame(
+        {
+            "user": np.asarray(users).reshape(-1),
+            "timestamp": np.asarray(timestamps, dtype=np.float64).reshape(-1),
+        }
+    )
+    table = session_table(frame, gap)
+    gaps = (table["next_start"] - table["end"]).dropna()
+    return table["length"].to_numpy(np.int64), gaps.to_numpy(np.float64)
 
 
 def window_shares(

@@ -59,6 +59,7 @@ from recsim_env.calibrate import fidelity as F
 from recsim_env.calibrate import report_render
 from recsim_env.calibrate.baselines import Scorer, make_scorers, positives
 from recsim_env.calibrate.log_profiles import DISTANCES, DRIFT, distances, log_profile
+from recsim_env.calibrate.sessions import DEFAULT_GAP_SECONDS  # the fit's session gap
 from recsim_env.calibrate.simulate import POLICIES
 from recsim_env.validation import check_choice
 
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DISTANCES", "DRIFT", "choice_fidelity", "distances", "log_profile", "validate"]
 
-DEFAULT_GAP_SECONDS = 1800.0  # session gap (30 min), as recsim_env.calibrate.sessions
 DEFAULT_TICK_SECONDS = 60.0  # used only when the calibration does not say
 MAX_SIM_USERS = 128  # concurrent simulated users (default: as many as test users, at most this)
 # default steps: the whole fitted trajectory (ML-100K: 31 weeks x 1,000 ticks, ~70 s in all)
