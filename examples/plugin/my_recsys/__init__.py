@@ -1,1 +1,1 @@
-"""A plug-in agent package outside the project (the README's "Plug in your own agent" example)."""
+"""A plug-in agent package outside the project (docs/plugin.md, "Plugging in an agent")."""

@@ -1,8 +1,8 @@
-"""The README's plug-in agent, as a file: ε-greedy on a click rate learned per topic.
+"""The plug-in agent of the docs (docs/plugin.md), as a file: ε-greedy on a click rate learned per topic.
 
 It reaches ``recsim-train`` through ``PYTHONPATH`` and a config group on Hydra's search path only
 (``../my_conf/agent/topic_ctr.yaml``): no fork of the project, no registry. Run by
-``tests/experiments/test_first_hour.py`` exactly as the README's first hour shows it.
+``tests/docs/test_first_hour.py`` exactly as the first hour (docs/getting-started.md) shows it.
 """
 
 import numpy as np

@@ -1,7 +1,8 @@
-"""The README's "first hour", command by command (issue 24).
+"""The "first hour" of the docs' Getting started page, command by command (issue 24; it moved from
+the README to ``docs/getting-started.md`` with issue 20).
 
 The block between ``<!-- first-hour:begin -->`` and ``<!-- first-hour:end -->`` is read from the
-README and every line of it is run, in order, in a temporary directory:
+page and every line of it is run, in order, in a temporary directory:
 
 * ``make install`` as ``make -n install`` (a dry run: the target exists and parses; a real install
   into the test's venv is what the test runs in already);
@@ -36,6 +37,7 @@ except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "getting-started.md"
 VENV_BIN = Path(sys.executable).parent
 TINY = (
     "protocol.total_steps=320 protocol.log_every=32 protocol.eval_every=160 "
@@ -44,11 +46,11 @@ TINY = (
 
 
 def first_hour_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = PAGE.read_text()
     match = re.search(
         r"<!-- first-hour:begin -->\n```bash\n(.*?)```\n<!-- first-hour:end -->", text, re.S
     )
-    assert match, "the README lost its first-hour block"
+    assert match, "the Getting started page lost its first-hour block"
     commands = []
     for line in match.group(1).splitlines():
         command = re.split(r"\s+#\s", line, maxsplit=1)[0].strip()  # drop the comment
@@ -62,9 +64,9 @@ def test_the_block_is_the_first_hour_and_its_presets_compose():
     heads = [shlex.split(c)[0] for c in commands]
     assert heads[:2] == ["make", "source"] and "wandb" in heads
     assert commands[1] == "source .venv/bin/activate"
-    # the README's first hour sits at its top, before the reference sections
-    readme = (ROOT / "README.md").read_text()
-    assert readme.index("## The first hour") < readme.index("## Quick tour of the simulator")
+    # the first hour is on the Getting started page, which the README links to
+    assert "## The first hour" in PAGE.read_text()
+    assert "(docs/getting-started.md)" in (ROOT / "README.md").read_text()
     # the sweep is a named preset (no hand-written grid on the command line)
     sweep_line = next(c for c in commands if "experiment=first_sweep" in c)
     assert sweep_line == "recsim-train experiment=first_sweep"
