@@ -148,7 +148,49 @@ def agent_options_table() -> str:
     )
 
 
+_GROUPS = re.compile(r"<!--\s*conf-groups\s*-->")
+GROUPS = ("env", "agent", "logger", "protocol", "experiment", "sweep", "hydra/launcher")
+
+
+def _yaml_summary(path: Path) -> str:
+    """The first sentence of a YAML file's leading comment (``# @package`` lines skipped)."""
+    words: list[str] = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if text.startswith("@package"):
+            continue
+        if not text:
+            break
+        words.append(text)
+    summary = " ".join(words)
+    depth = 0
+    for i, char in enumerate(summary):
+        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(char, 0)
+        at_end = i + 1 == len(summary) or summary[i + 1] == " "
+        if (
+            depth == 0
+            and char in ".;:"
+            and at_end
+            and not summary[: i + 1].endswith(("e.g.", "i.e."))
+        ):
+            return summary[:i]
+    return summary.rstrip(".")
+
+
+def conf_groups_table() -> str:
+    """Every option of the command line's config groups (``conf/<group>/*.yaml``) with the first
+    sentence of its own comment."""
+    rows = []
+    for group in GROUPS:
+        for path in sorted((ROOT / "conf" / group).glob("*.yaml")):
+            rows.append(f"| `{group}={path.stem}` | {_cell(_yaml_summary(path))} |")
+    return "| option | what it is (from its YAML) |\n|---|---|\n" + "\n".join(rows) + "\n"
+
+
 def expand_markers(markdown: str) -> str:
+    markdown = _GROUPS.sub(lambda m: conf_groups_table(), markdown)
     markdown = _OPTIONS.sub(lambda m: agent_options_table(), markdown)
     return _KEYS.sub(lambda m: agent_keys_table(m.group(1)), markdown)
 
