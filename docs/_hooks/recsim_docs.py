@@ -204,7 +204,7 @@ def _outside_code(markdown: str, fix: Any) -> str:
     return "\n".join(out)
 
 
-def repo_links(markdown: str, page_path: Path) -> tuple[str, list[str]]:
+def repo_links(markdown: str, page_path: Path, docs: Path = DOCS) -> tuple[str, list[str]]:
     """Links out of ``docs/`` → the repository path as code; returns the text and the targets
     that do not exist (reported as warnings, i.e. errors under ``--strict``)."""
     missing: list[str] = []
@@ -214,7 +214,7 @@ def repo_links(markdown: str, page_path: Path) -> tuple[str, list[str]]:
         if re.match(r"^[a-z]+:", target) or target.startswith("/"):
             return match.group(0)
         resolved = (page_path.parent / target).resolve()
-        if resolved == DOCS or DOCS in resolved.parents:
+        if resolved == docs or docs in resolved.parents:
             return match.group(0)  # inside the site: MkDocs checks it
         if ROOT not in resolved.parents or not resolved.exists():
             missing.append(target)
@@ -235,18 +235,18 @@ def plain_brackets(markdown: str) -> str:
     return _outside_code(markdown, lambda line: _ADJACENT_BRACKETS.sub(r"]&#32;[", line))
 
 
-def uncommitted_figures(markdown: str, page_path: Path) -> str:
+def uncommitted_figures(markdown: str, page_path: Path, docs: Path = DOCS) -> str:
     """A committed study's report lists every figure ``recsim-compare`` drew, but a study commits
     only the ones it discusses: under ``docs/studies/`` an image that is not in the repository is
     shown as a note instead of a broken link (any other missing target still fails the build)."""
-    if DOCS / "studies" not in page_path.parents:
+    if docs / "studies" not in page_path.parents:
         return markdown
 
     def fix(match: re.Match) -> str:
         target = match.group(2)
         if re.match(r"^[a-z]+:", target) or (page_path.parent / target).exists():
             return match.group(0)
-        log.info("%s: figure %s is not committed", page_path.relative_to(DOCS), target)
+        log.info("%s: figure %s is not committed", page_path.relative_to(docs), target)
         return f"*(figure not committed with the study: `{target}`)*"
 
     return _outside_code(markdown, lambda line: _IMAGE.sub(fix, line))
@@ -254,9 +254,10 @@ def uncommitted_figures(markdown: str, page_path: Path) -> str:
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     markdown = expand_markers(markdown)
-    src = Path(config["docs_dir"]) / page.file.src_path
-    markdown = plain_brackets(uncommitted_figures(markdown, src))
-    markdown, missing = repo_links(markdown, src)
+    docs = Path(config["docs_dir"]).resolve()
+    src = docs / page.file.src_path
+    markdown = plain_brackets(uncommitted_figures(markdown, src, docs))
+    markdown, missing = repo_links(markdown, src, docs)
     for target in missing:
         log.warning("%s links to %s, which is not in the repository", page.file.src_path, target)
     return markdown

@@ -4,7 +4,9 @@ it, the generated key tables read the real defaults, and (slow) the strict build
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,16 +92,39 @@ def test_the_readme_is_short_and_its_links_resolve():
     assert "make run" in readme and "make test" in readme
 
 
-@pytest.mark.slow
-def test_the_strict_build_passes(tmp_path):
+def _build(config: Path, site: Path) -> subprocess.CompletedProcess:
     if (
         importlib.util.find_spec("mkdocs") is None
         or importlib.util.find_spec("mkdocstrings") is None
     ):
         pytest.skip('mkdocs is not installed (pip install -e ".[docs]")')
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_strict_build_passes_and_fails_on_a_broken_link_or_api_reference(tmp_path):
+    result = _build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "site" / "agents" / "index.html").is_file()
+    # the same site with one bad page: a link to a page that does not exist, then an API
+    # reference that does not resolve; each alone fails the strict build
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    for plugin in config["plugins"]:  # the API's source: this checkout, wherever the copy is
+        if isinstance(plugin, dict) and "mkdocstrings" in plugin:
+            plugin["mkdocstrings"]["handlers"]["python"]["paths"] = [str(ROOT)]
+    for name, page, expected in (
+        ("link", "[gone](no-such-page.md)", "no-such-page.md"),
+        ("api", "::: recsim_env.no_such_module", "recsim_env.no_such_module"),
+    ):
+        docs = tmp_path / name / "docs"
+        shutil.copytree(DOCS, docs, ignore=shutil.ignore_patterns("__pycache__"))
+        (docs / "bad.md").write_text(f"# Bad\n\n{page}\n")
+        config.update(docs_dir=str(docs), hooks=[str(DOCS / "_hooks" / "recsim_docs.py")])
+        (tmp_path / name / "mkdocs.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
+        result = _build(tmp_path / name / "mkdocs.yml", tmp_path / name / "site")
+        assert result.returncode != 0, f"{name}: the strict build passed"
+        assert expected in result.stderr + result.stdout, (result.stderr + result.stdout)[-3000:]
