@@ -6,7 +6,10 @@ Gymnasium's ``"module:id"`` form, which imports ``recsim_env`` (registering the 
 it. Needs ``pip install "ray[rllib]"`` (tested with Ray 2.60, whose ``ray[rllib]`` installs
 gymnasium 1.2.2; exact episode statistics need the project's fix of issue 20).
 
-    python examples/rllib_loop.py [--iterations 2] [--env-runners 0]
+    python examples/rllib_loop.py [--iterations 2] [--env-runners 0] [--vectorize-mode sync]
+
+``--vectorize-mode vector_entry_point`` makes RLlib sample from the simulator's native batched env
+(one numpy step for all users) instead of ``num_envs_per_env_runner`` copies of the single env.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--env-runners", type=int, default=0, help="0: sample in this process")
     parser.add_argument("--envs-per-runner", type=int, default=4)
+    parser.add_argument(
+        "--vectorize-mode", default="sync", choices=["sync", "async", "vector_entry_point"]
+    )
     args = parser.parse_args()
 
     config = (
