@@ -232,7 +232,13 @@ _ADJACENT_BRACKETS = re.compile(r"\]([ \t]+)\[")
 def plain_brackets(markdown: str) -> str:
     """``[0.1, 0.2] [CI users]`` is two bracketed texts, not a reference link: keep Markdown (and
     mkdocs-autorefs, which would report an unknown reference) from reading it as one."""
-    return _outside_code(markdown, lambda line: _ADJACENT_BRACKETS.sub(r"]&#32;[", line))
+
+    def fix(line: str) -> str:  # not inside `inline code`, where an entity would show as typed
+        parts = line.split("`")
+        parts[::2] = [_ADJACENT_BRACKETS.sub(r"]&#32;[", p) for p in parts[::2]]
+        return "`".join(parts)
+
+    return _outside_code(markdown, fix)
 
 
 def uncommitted_figures(markdown: str, page_path: Path, docs: Path = DOCS) -> str:
