@@ -6,7 +6,7 @@
   ``v = tanh(q − c·a)``), ``λ = longterm_weight``. A click on a satisfying item refunds session time
   and raises satisfaction, and end-of-session satisfaction drives whether and how soon the user
   comes back, so ``v`` prices the future that the myopic oracle (``p·e``) ignores. ``λ`` was tuned
-  on held-out world seeds for the lifetime return (README, "Long-term value"); this policy defines
+  on held-out world seeds for the lifetime return (docs/user-model.md, "Returning users and long-term value"); this policy defines
   the long-term regret (``info["longterm_regret"]``). It never learns.
 * :class:`LongTermRuleAgent` (``agent=longterm_rule``) is the same rule computed from observations
   only: the population click rate (observed popularity) for ``p``, ``2·length·completion`` from the

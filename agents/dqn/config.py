@@ -29,7 +29,7 @@ class DQNConfig(QConfig):
     Steps are user-steps (one vector step over ``B`` users counts ``B``) except ``train_freq``,
     which, as in SB3 with a VecEnv, counts vector steps (calls to ``env.step``).
 
-    The defaults propagate value (measured on LongTerm-v0 and DriftingUsers-v0, see the README's
+    The defaults propagate value (measured on LongTerm-v0 and DriftingUsers-v0, see docs/agents.md,
     DQN paragraph and ``docs/studies/gamma``): a Polyak target moved after every vector step
     (``tau = 0.005``, ``target_update_interval = 1``: the target lags ≈ 200 training rounds
     whatever ``B``), a dueling head and the squared TD loss. Before, the target moved by

@@ -1,6 +1,6 @@
 """A plug-in agent from outside the project trains through ``recsim-train`` unchanged.
 
-The agent (``examples/plugin/``, the README's) is copied to a temporary directory (not under ``agents/``), reaches the
+The agent (``examples/plugin/``, docs/plugin.md's) is copied to a temporary directory (not under ``agents/``), reaches the
 runner only through ``PYTHONPATH`` and Hydra's ``_target_`` — no fork, no registry — and is selected
 two ways: as a config group option on Hydra's search path (``agent=topic_ctr`` with
 ``hydra.searchpath=[file://...]``) and by overriding ``agent._target_``. Every run is the real
@@ -23,7 +23,7 @@ from recsim_env.state_io import load_tree
 ROOT = Path(__file__).resolve().parents[2]
 RECSIM_TRAIN = Path(sys.executable).parent / "recsim-train"
 
-# The README's plug-in agent and its config group option, as the project ships them
+# The documented plug-in agent (docs/plugin.md) and its config group option, as the project ships them
 EXAMPLE = ROOT / "examples" / "plugin"
 
 COMMON = ["env=stationary", "seed=0", "protocol=tiny", "protocol.total_steps=3200"]

@@ -543,7 +543,7 @@ def test_a_sweep_job_whose_dir_another_process_holds_is_reported_not_written(tmp
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     # none of the run's files: Hydra itself writes .hydra/ and train.log into a multirun job's
-    # dir before any callback or runner code of that job runs (documented in the README)
+    # dir before any callback or runner code of that job runs (documented in docs/experiments.md)
     written = {p.name for p in held.path.iterdir()} - {".lock", "marker", ".hydra", "train.log"}
     assert written == set(), written
     assert (held.path / "marker").read_text() == "the other sweep's job\n"
