@@ -13,7 +13,7 @@ from agents.population.batcher import Rendezvous, Request
 from agents.population.members import _Adam, _compact, _Stack, structure
 from agents.population.stacked import StackedNetwork, clip_grad_norm, td_loss
 from agents.pqn.pqn import PQNAgent
-from agents.qlearning.acting import CPU_CHUNK_ROWS, greedy_actions, score_all
+from agents.qlearning.acting import CPU_CHUNK_ROWS, greedy_actions
 
 Member = DQNAgent | PQNAgent
 
@@ -110,15 +110,13 @@ class Population:
     @torch.no_grad()
     def _run_score(self, slots: Sequence[int], payloads: Sequence[Any]) -> list[torch.Tensor]:
         """Q-values of every member's observations, ``(B, C)`` each."""
-        if len(slots) == 1:  # alone: the member's own network (its parameters are the stack's)
-            agent, obs = payloads[0]
-            return [score_all(agent.q_net, obs, agent._rows_per_user)]
         assert self._net is not None and self._online is not None
         _, index = self._index(slots)
         params = self._online.take(index)
         obs = torch.stack([p[1] for p in payloads])
-        rows = max(payloads[0][0]._rows_per_user, 1) * len(slots)
-        users = max(1, CPU_CHUNK_ROWS // rows)
+        # chunks of users as a separate run's (score_all): what a member computes must not
+        # depend on how many members share the call
+        users = max(1, CPU_CHUNK_ROWS // max(payloads[0][0]._rows_per_user, 1))
         if obs.device.type != "cpu" or obs.shape[1] <= users:
             q = self._net.forward(params, obs)
         else:

@@ -25,7 +25,15 @@ Params = Mapping[str, torch.Tensor]  # parameter name (as in the module's state_
 
 
 def _linear(x: torch.Tensor, p: Params, name: str, bias: bool = True) -> torch.Tensor:
-    """``x (K, N, in) @ W(K, out, in)^T + b(K, out)`` for every member at once."""
+    """``x (K, N, in) @ W(K, out, in)^T + b(K, out)`` for every member at once.
+
+    A member's result does not depend on which other members share the call (so that a resumed
+    population, whose rounds may group members differently, repeats the uninterrupted one bit for
+    bit): a batched matmul with one output column takes another kernel for a single member, so
+    one-output layers (the Q / value heads) are a product and a sum instead."""
+    if p[f"{name}.weight"].shape[1] == 1:
+        out = (x * p[f"{name}.weight"]).sum(dim=-1, keepdim=True)
+        return out + p[f"{name}.bias"].unsqueeze(1) if bias else out
     weight = p[f"{name}.weight"].transpose(1, 2)
     if not bias:
         return torch.bmm(x, weight)
@@ -71,17 +79,18 @@ class StackedNetwork:
         and the last hidden layer ``(K, B, m, h)``."""
         k, b, m = items.shape[:3]
         first = _linear(_flat(items), p, "item_in").view(k, b, m, -1)
-        first += _linear(user, p, "user_in", bias=False).unsqueeze(2)
+        # out of place (the single network adds in place: on this view autograd would copy)
+        first = first + _linear(user, p, "user_in", bias=False).unsqueeze(2)
         x = _flat(first)
         if self.layer_norm:
-            x = torch.relu_(_layer_norm(x, p, "first_norm", self.eps))
+            x = torch.relu(_layer_norm(x, p, "first_norm", self.eps))
         else:
-            x = torch.relu_(x)
+            x = torch.relu(x)
         for i in range(self.hidden):
             x = _linear(x, p, f"hidden.{i}")
             if self.layer_norm:
                 x = _layer_norm(x, p, f"hidden_norms.{i}", self.eps)
-            x = torch.relu_(x)
+            x = torch.relu(x)
         advantage = _linear(x, p, "advantage").view(k, b, m)
         return advantage, x.view(k, b, m, -1)
 
@@ -105,7 +114,7 @@ class StackedNetwork:
             x = _linear(x, p, f"hidden.{i}")
             if self.layer_norm:
                 x = _layer_norm(x, p, f"norms.{i}", self.eps)
-            x = torch.relu_(x)
+            x = torch.relu(x)
         advantage = _linear(x, p, "advantage")
         if not self.dueling:
             return advantage
