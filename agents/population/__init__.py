@@ -6,6 +6,6 @@ population). The runner's entry point is :func:`experiments.run.population.run_p
 """
 
 from agents.population.grouping import group_configs, population_key
-from agents.population.population import Population, PopulationError
+from agents.population.population import Population, PopulationError, learn_together
 
-__all__ = ["Population", "PopulationError", "group_configs", "population_key"]
+__all__ = ["Population", "PopulationError", "group_configs", "learn_together", "population_key"]

@@ -224,3 +224,32 @@ def _compact_state(state_dict: Any) -> Any:
         return _compact(state_dict(*args, **kwargs))
 
     return compact_state_dict
+
+
+def learn_together(
+    agents: Sequence[Any], total_steps: int, callbacks: Sequence[Any] | None = None
+) -> list[BaseException | None]:
+    """``agent.learn(total_steps, callback)`` for every agent (built, each on its own env) as one
+    population; per agent ``None`` or the exception its ``learn`` raised (it failed alone).
+    The runner's path is :func:`experiments.run.population.run_population`; this one is for
+    agents used as a library."""
+    population = Population()
+    slots = [population.join() for _ in agents]
+    errors: list[BaseException | None] = [None] * len(agents)
+    for slot, agent in zip(slots, agents, strict=True):
+        population.attach(slot, agent)
+
+    def learn(i: int) -> None:
+        try:
+            agents[i].learn(total_steps, callbacks[i] if callbacks is not None else None)
+        except BaseException as exc:
+            errors[i] = exc
+        finally:
+            population.leave(slots[i])
+
+    threads = [threading.Thread(target=learn, args=(i,), daemon=True) for i in range(len(agents))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
