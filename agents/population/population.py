@@ -25,12 +25,17 @@ class PopulationError(ValueError):
 class Population:
     """K DQN or PQN members trained together (see :mod:`agents.population.members`).
 
+    ``threads``: torch's intra-op threads for the population's batched kernels, set once every
+    member is built (``None``: as the members set it, ``torch_threads``; the process is one
+    population, so on a machine of its own it may use every core).
+
     Usage: ``slot = population.join()`` for every member before any starts; in the member's
     thread, ``agent = population.attach(slot, agent)`` once the agent is built (or restored), then
     train it as usual; ``population.leave(slot)`` when the member's run ends (also on failure).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads  # torch's intra-op threads once every member is built (None: keep)
         self.rendezvous = Rendezvous(before_round=self._stack)
         self._lock = threading.Lock()
         self._members: dict[int, Member] = {}
@@ -68,17 +73,24 @@ class Population:
                     f"first member: {shape} vs {self._structure}"
                 )
             self._members[slot] = agent
-        agent._score_all = lambda obs: self._submit(slot, "score", (agent, obs))
-        agent.state_dict = _compact_state(agent.state_dict)
+        # instance attributes shadow the methods: the member's own code calls these
+        routes: dict[str, Any] = {
+            "_score_all": lambda obs: self._submit(slot, "score", (agent, obs)),
+            "state_dict": _compact_state(agent.state_dict),
+        }
         if isinstance(agent, DQNAgent):
-            agent._step = lambda *batch: self._submit(slot, "dqn_step", (agent, batch))
-            agent._update_target = lambda: self._submit(slot, "target", agent.config.tau)
+            routes["_step"] = lambda *batch: self._submit(slot, "dqn_step", (agent, batch))
+            routes["_update_target"] = lambda: self._submit(slot, "target", agent.config.tau)
         else:
-            agent._gradient_step = lambda *batch: self._submit(slot, "pqn_step", (agent, batch))
+            routes["_gradient_step"] = lambda *b: self._submit(slot, "pqn_step", (agent, b))
+        for name, route in routes.items():
+            setattr(agent, name, route)
         return agent
 
     def _stack(self) -> None:
         """Before the first round: stack every attached member (rows in slot order)."""
+        if self.threads is not None:  # after the members' own setting (seed_everything)
+            torch.set_num_threads(self.threads)
         slots = sorted(self._members)
         members = [self._members[s] for s in slots]
         self._rows = {slot: row for row, slot in enumerate(slots)}
@@ -227,13 +239,16 @@ def _compact_state(state_dict: Any) -> Any:
 
 
 def learn_together(
-    agents: Sequence[Any], total_steps: int, callbacks: Sequence[Any] | None = None
+    agents: Sequence[Any],
+    total_steps: int,
+    callbacks: Sequence[Any] | None = None,
+    threads: int | None = None,
 ) -> list[BaseException | None]:
     """``agent.learn(total_steps, callback)`` for every agent (built, each on its own env) as one
     population; per agent ``None`` or the exception its ``learn`` raised (it failed alone).
     The runner's path is :func:`experiments.run.population.run_population`; this one is for
-    agents used as a library."""
-    population = Population()
+    agents used as a library. ``threads``: see :class:`Population`."""
+    population = Population(threads)
     slots = [population.join() for _ in agents]
     errors: list[BaseException | None] = [None] * len(agents)
     for slot, agent in zip(slots, agents, strict=True):
@@ -247,9 +262,9 @@ def learn_together(
         finally:
             population.leave(slots[i])
 
-    threads = [threading.Thread(target=learn, args=(i,), daemon=True) for i in range(len(agents))]
-    for thread in threads:
+    workers = [threading.Thread(target=learn, args=(i,), daemon=True) for i in range(len(agents))]
+    for thread in workers:
         thread.start()
-    for thread in threads:
+    for thread in workers:
         thread.join()
     return errors

@@ -64,12 +64,12 @@ class StackedNetwork:
             self.items_size = template.items_size
             self.layer_norm = template.first_norm is not None
             self.hidden = len(template.hidden)
-            self.eps = template.first_norm.eps if template.first_norm is not None else 0.0
+            self.eps = float(template.first_norm.eps) if template.first_norm is not None else 0.0
         else:
             self.num_candidates = template.advantage.out_features
             self.layer_norm = template.norms is not None
             self.hidden = len(template.hidden)
-            self.eps = template.norms[0].eps if template.norms is not None else 0.0
+            self.eps = float(template.norms[0].eps) if template.norms is not None else 0.0  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ the per-candidate scorer
     def _candidate_scores(

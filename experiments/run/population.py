@@ -2,7 +2,7 @@
 
 The contract with a launcher (``hydra/launcher=batched``)::
 
-    run_population(jobs: Sequence[PopulationJob]) -> list[float | BaseException]
+    run_population(jobs: Sequence[PopulationJob], *, threads=None) -> list[float | BaseException]
 
 ``PopulationJob(cfg, info)``: the job's composed config (a ``DictConfig``, as Hydra hands it to the
 task function, ``hydra`` node not needed) and its :class:`~experiments.run.job.JobInfo`
@@ -72,14 +72,16 @@ def population_groups(jobs: Sequence[PopulationJob]) -> list[list[int]]:
     return group_configs(sections)
 
 
-def run_population(jobs: Sequence[PopulationJob]) -> list[Result]:
-    """Run ``jobs``, grouped into populations; per job its result or exception (module doc)."""
+def run_population(jobs: Sequence[PopulationJob], *, threads: int | None = None) -> list[Result]:
+    """Run ``jobs``, grouped into populations; per job its result or exception (module doc).
+    ``threads``: torch's intra-op threads while a population trains (``None``: the members'
+    ``torch_threads``); see :class:`agents.population.Population`."""
     results: list[Result | None] = [None] * len(jobs)
     for group in population_groups(jobs):
         if len(group) == 1:
             results[group[0]] = _run_alone(jobs[group[0]])
             continue
-        for i, result in zip(group, _run_together([jobs[i] for i in group]), strict=True):
+        for i, result in zip(group, _run_together([jobs[i] for i in group], threads), strict=True):
             results[i] = result
     return cast(list[Result], results)
 
@@ -119,8 +121,8 @@ class _Stopper:
                 protocol.stop_requested = name
 
 
-def _run_together(jobs: Sequence[PopulationJob]) -> list[Result]:
-    population = Population()
+def _run_together(jobs: Sequence[PopulationJob], threads: int | None) -> list[Result]:
+    population = Population(threads)
     slots = [population.join() for _ in jobs]
     setup = threading.Lock()  # members are built one at a time (global RNG seeding)
     stopper = _Stopper()
@@ -148,14 +150,14 @@ def _run_together(jobs: Sequence[PopulationJob]) -> list[Result]:
                 setup.release()
             population.leave(slot)
 
-    threads = [
+    workers = [
         threading.Thread(target=member, args=(i,), name=f"member-{i}", daemon=True)
         for i in range(len(jobs))
     ]
     with _signals(stopper):
-        for thread in threads:
+        for thread in workers:
             thread.start()
-        for thread in threads:
+        for thread in workers:
             while thread.is_alive():  # a timeout keeps the main thread responsive to signals
                 thread.join(timeout=0.2)
     log.info("population of %d trained in %d rounds", len(jobs), population.rendezvous.rounds)
