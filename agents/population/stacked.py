@@ -27,24 +27,32 @@ Params = Mapping[str, torch.Tensor]  # parameter name (as in the module's state_
 def _linear(x: torch.Tensor, p: Params, name: str, bias: bool = True) -> torch.Tensor:
     """``x (K, N, in) @ W(K, out, in)^T + b(K, out)`` for every member at once.
 
-    A member's result does not depend on which other members share the call (so that a resumed
+    A member's result does not depend on which other members share the call, so that a resumed
     population, whose rounds may group members differently, repeats the uninterrupted one bit for
-    bit): a batched matmul with one output column takes another kernel for a single member, so
-    one-output layers (the Q / value heads) are a product and a sum instead."""
-    if p[f"{name}.weight"].shape[1] == 1:
-        out = (x * p[f"{name}.weight"]).sum(dim=-1, keepdim=True)
-        return out + p[f"{name}.bias"].unsqueeze(1) if bias else out
-    weight = p[f"{name}.weight"].transpose(1, 2)
-    if not bias:
-        return torch.bmm(x, weight)
-    return torch.baddbmm(p[f"{name}.bias"].unsqueeze(1), x, weight)
+    bit. Measured: batched matmuls give each member the same bits whatever K, except that a
+    one-output layer (the Q / value heads) of a single member takes a matrix-vector kernel that
+    rounds differently (forward and weight gradient): that case runs as two identical members
+    (the copy's gradient is zero and adds exactly)."""
+    weight = p[f"{name}.weight"]
+    lone_head = x.shape[0] == 1 and weight.shape[1] == 1
+    if lone_head:
+        x = x.expand(2, *x.shape[1:])
+        weight = weight.expand(2, *weight.shape[1:])
+    weight = weight.transpose(1, 2)
+    if bias:
+        b = p[f"{name}.bias"].unsqueeze(1)
+        out = torch.baddbmm(b.expand(2, *b.shape[1:]) if lone_head else b, x, weight)
+    else:
+        out = torch.bmm(x, weight)
+    return out[:1] if lone_head else out
 
 
 def _layer_norm(x: torch.Tensor, p: Params, name: str, eps: float) -> torch.Tensor:
-    shape = x.shape[-1:]
-    return F.layer_norm(x, shape, None, None, eps) * p[f"{name}.weight"].unsqueeze(1) + p[
-        f"{name}.bias"
-    ].unsqueeze(1)
+    """LayerNorm over the last dim of ``x (K, ..., h)`` with each member's gain and bias."""
+    lead = [1] * (x.dim() - 2)
+    weight = p[f"{name}.weight"].view(x.shape[0], *lead, -1)
+    bias = p[f"{name}.bias"].view(x.shape[0], *lead, -1)
+    return F.layer_norm(x, x.shape[-1:], None, None, eps) * weight + bias
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -79,18 +87,17 @@ class StackedNetwork:
         and the last hidden layer ``(K, B, m, h)``."""
         k, b, m = items.shape[:3]
         first = _linear(_flat(items), p, "item_in").view(k, b, m, -1)
-        # out of place (the single network adds in place: on this view autograd would copy)
+        # out of place (the single network adds in place: on this view autograd would copy);
+        # the ReLUs run in place on fresh outputs, never on views (as the single network)
         first = first + _linear(user, p, "user_in", bias=False).unsqueeze(2)
-        x = _flat(first)
         if self.layer_norm:
-            x = torch.relu(_layer_norm(x, p, "first_norm", self.eps))
-        else:
-            x = torch.relu(x)
+            first = _layer_norm(first, p, "first_norm", self.eps)
+        x = _flat(torch.relu_(first))
         for i in range(self.hidden):
             x = _linear(x, p, f"hidden.{i}")
             if self.layer_norm:
                 x = _layer_norm(x, p, f"hidden_norms.{i}", self.eps)
-            x = torch.relu(x)
+            x = torch.relu_(x)
         advantage = _linear(x, p, "advantage").view(k, b, m)
         return advantage, x.view(k, b, m, -1)
 
@@ -114,7 +121,7 @@ class StackedNetwork:
             x = _linear(x, p, f"hidden.{i}")
             if self.layer_norm:
                 x = _layer_norm(x, p, f"norms.{i}", self.eps)
-            x = torch.relu(x)
+            x = torch.relu_(x)
         advantage = _linear(x, p, "advantage")
         if not self.dueling:
             return advantage
