@@ -47,7 +47,7 @@ def structure(agent: QLearner) -> tuple[Any, ...]:
     return (type(agent), shapes, cfg.loss, agent.slate_size, str(agent.device), *extra)
 
 
-class _Stack:
+class ParamStack:
     """One network's parameters (and optionally Adam state) of every member, stacked."""
 
     def __init__(self, modules: Sequence[torch.nn.Module]) -> None:
@@ -73,12 +73,12 @@ class _Stack:
                 p.index_copy_(0, rows, values[name])
 
 
-class _Adam:
+class StackedAdam:
     """The members' Adam moments and step counts, stacked; a member's optimiser state holds views
     of its row from its first gradient step on (before it, its state is empty, as in a separate
     run)."""
 
-    def __init__(self, members: Sequence[Member], stack: _Stack) -> None:
+    def __init__(self, members: Sequence[Member], stack: ParamStack) -> None:
         self.members = members
         self.stack = stack
         self.exp_avg = {n: torch.zeros_like(p) for n, p in stack.params.items()}
@@ -131,7 +131,7 @@ class _Adam:
                 self._attach(row)
 
 
-def _device(stack: _Stack) -> torch.device:
+def _device(stack: ParamStack) -> torch.device:
     return next(iter(stack.params.values())).device
 
 
@@ -144,7 +144,7 @@ def _put(tensors: dict[str, torch.Tensor], index: torch.Tensor, values: dict[str
         t.index_copy_(0, index, values[name])
 
 
-def _compact(tree: Any) -> Any:
+def compact(tree: Any) -> Any:
     """Tensors that are views into a stack → compact copies (``torch.save`` writes a view's whole
     storage); everything else as it is."""
     if isinstance(tree, torch.Tensor):
@@ -152,7 +152,7 @@ def _compact(tree: Any) -> Any:
             return tree.clone()
         return tree
     if isinstance(tree, dict):
-        return {k: _compact(v) for k, v in tree.items()}
+        return {k: compact(v) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_compact(v) for v in tree]
+        return [compact(v) for v in tree]
     return tree

@@ -10,15 +10,16 @@ import torch
 
 from agents.dqn.dqn import DQNAgent
 from agents.population.batcher import Rendezvous, Request
-from agents.population.members import _Adam, _compact, _Stack, structure
+from agents.population.members import ParamStack, StackedAdam, compact, structure
 from agents.population.stacked import StackedNetwork, clip_grad_norm, td_loss
 from agents.pqn.pqn import PQNAgent
 from agents.qlearning.acting import CPU_CHUNK_ROWS, greedy_actions
+from recsim_env.validation import ConfigError
 
 Member = DQNAgent | PQNAgent
 
 
-class PopulationError(ValueError):
+class PopulationError(ConfigError):
     """A member that cannot join this population (another class or shape than its first member)."""
 
 
@@ -42,9 +43,9 @@ class Population:
         self._structure: tuple[Any, ...] | None = None
         self._rows: dict[int, int] = {}  # slot -> row in the stacks
         self._net: StackedNetwork | None = None
-        self._online: _Stack | None = None
-        self._target: _Stack | None = None
-        self._adam: _Adam | None = None
+        self._online: ParamStack | None = None
+        self._target: ParamStack | None = None
+        self._adam: StackedAdam | None = None
 
     # ------------------------------------------------------------------ membership
     def join(self) -> int:
@@ -55,7 +56,7 @@ class Population:
 
     def attach(self, slot: int, agent: Any) -> Any:
         """Route ``agent``'s torch work to the population; returns the agent itself."""
-        if not isinstance(agent, DQNAgent | PQNAgent) or type(agent) not in (DQNAgent, PQNAgent):
+        if type(agent) not in (DQNAgent, PQNAgent):  # not a subclass: the adaptive DQN is not
             raise PopulationError(
                 f"population training takes DQNAgent or PQNAgent members, not {type(agent).__name__}"
             )
@@ -95,10 +96,10 @@ class Population:
         members = [self._members[s] for s in slots]
         self._rows = {slot: row for row, slot in enumerate(slots)}
         self._net = StackedNetwork(members[0].q_net)
-        self._online = _Stack([m.q_net for m in members])
+        self._online = ParamStack([m.q_net for m in members])
         if isinstance(members[0], DQNAgent):
-            self._target = _Stack([m.target_net for m in members])  # type: ignore[union-attr]
-        self._adam = _Adam(members, self._online)
+            self._target = ParamStack([m.target_net for m in members])  # type: ignore[union-attr]
+        self._adam = StackedAdam(members, self._online)
 
     # ------------------------------------------------------------------ requests
     def _submit(self, slot: int, op: str, payload: Any) -> Any:
@@ -230,10 +231,10 @@ class Population:
 
 
 def _compact_state(state_dict: Any) -> Any:
-    """A member's ``state_dict`` with compact tensors (see :func:`members._compact`)."""
+    """A member's ``state_dict`` with compact tensors (see :func:`members.compact`)."""
 
     def compact_state_dict(*args: Any, **kwargs: Any) -> Any:
-        return _compact(state_dict(*args, **kwargs))
+        return compact(state_dict(*args, **kwargs))
 
     return compact_state_dict
 
