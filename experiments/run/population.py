@@ -7,7 +7,8 @@ The contract with a launcher (``hydra/launcher=batched``)::
 ``PopulationJob(cfg, info)``: the job's composed config (a ``DictConfig``, as Hydra hands it to the
 task function, ``hydra`` node not needed) and its :class:`~experiments.run.job.JobInfo`
 (``output_dir`` = the job's run dir; ``multirun``, ``choices``, ``overrides``, ``sweep_dir``,
-``job_num`` as Hydra knows them). The result, in the order of ``jobs``, is for each job what
+``job_num`` as Hydra knows them), optionally ``log_file`` (the job's ``train.log``: its thread's
+log records). The result, in the order of ``jobs``, is for each job what
 :func:`experiments.run.job.run` returns (``summary[optimize_metric]``, NaN for a failed or
 interrupted multirun job) or the exception it raised (outside a multirun).
 
@@ -37,8 +38,10 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
@@ -56,10 +59,43 @@ Result = float | BaseException
 
 @dataclass(frozen=True)
 class PopulationJob:
-    """One job of a population: its composed config and what the launcher knows about it."""
+    """One job of a population: its composed config and what the launcher knows about it.
+    ``log_file``: where this job's log records go (e.g. ``<run dir>/train.log``, what Hydra's job
+    logging writes for a separate job): the records its thread logs, in Hydra's format."""
 
     cfg: DictConfig
     info: JobInfo
+    log_file: Path | None = None
+
+
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
+
+
+class _ThisThread(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ident = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread == self.ident
+
+
+@contextmanager
+def _job_log(path: Path | None) -> Iterator[None]:
+    """Append the current thread's log records to ``path`` (nothing when ``None``)."""
+    if path is None:
+        yield
+        return
+    handler = logging.FileHandler(path, delay=True)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_ThisThread())
+    root = logging.getLogger()
+    root.addHandler(handler)  # before job.run: its secrets filter is installed on it too
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def population_groups(jobs: Sequence[PopulationJob]) -> list[list[int]]:
@@ -88,7 +124,8 @@ def run_population(jobs: Sequence[PopulationJob], *, threads: int | None = None)
 
 def _run_one(job: PopulationJob, prepare: Any = None) -> float:
     info = job.info
-    return run(job.cfg, info.output_dir, multirun=info.multirun, job_info=info, prepare=prepare)
+    with _job_log(job.log_file):
+        return run(job.cfg, info.output_dir, multirun=info.multirun, job_info=info, prepare=prepare)
 
 
 def _run_alone(job: PopulationJob) -> Result:

@@ -115,13 +115,21 @@ def test_a_member_with_an_invalid_hyperparameter_fails_alone(tmp_path, tiny_cfg)
 def test_a_multirun_member_that_fails_returns_nan_like_a_sweep_job(tmp_path, tiny_cfg):
     configs = [("agent=pqn", "seed=1"), ("agent=pqn", "seed=2", "agent.gamma=2")]
     jobs = [
-        PopulationJob(tiny_cfg(*c), JobInfo(output_dir=tmp_path / f"m{i}", multirun=True))
+        PopulationJob(
+            tiny_cfg(*c),
+            JobInfo(output_dir=tmp_path / f"m{i}", multirun=True),
+            log_file=tmp_path / f"m{i}" / "train.log",
+        )
         for i, c in enumerate(configs)
     ]
     ok, failed = run_population(jobs)
     assert isinstance(ok, float) and math.isfinite(ok)
     assert isinstance(failed, float) and math.isnan(failed)
     assert RunDir(tmp_path / "m1").state().summary["status"] == "failed"
+    # each job's log holds its own records only
+    assert "job failed" in (tmp_path / "m1" / "train.log").read_text()
+    ok_log = tmp_path / "m0" / "train.log"
+    assert not ok_log.exists() or "job failed" not in ok_log.read_text()
 
 
 def test_incompatible_jobs_train_apart(tmp_path, tiny_cfg):
