@@ -48,7 +48,8 @@ def structure(agent: QLearner) -> tuple[Any, ...]:
 
 
 class ParamStack:
-    """One network's parameters (and optionally Adam state) of every member, stacked."""
+    """One network's parameters of every member, stacked ``(K, ...)``; each member's own
+    parameters become views of its row."""
 
     def __init__(self, modules: Sequence[torch.nn.Module]) -> None:
         names = [name for name, _ in modules[0].named_parameters()]
