@@ -43,7 +43,6 @@ from agents.qlearning.acting import (
     greedy_actions,
     make_adam,
     random_actions,
-    score_all,
     to_numpy,
     to_torch,
 )
@@ -137,7 +136,7 @@ class DQNAgent(QLearner):
         if explore and self.observed_steps < self.config.learning_starts:
             actions = self._random_actions(n)  # warm-up: uniform (as SB3), no forward pass
         else:
-            q = score_all(self.q_net, torch.from_numpy(obs2d).to(self.device), self._rows_per_user)
+            q = self._score_all(torch.from_numpy(obs2d).to(self.device))
             actions = self._greedy(q).cpu().numpy()
             if explore:
                 eps = self.epsilon

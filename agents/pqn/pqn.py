@@ -39,7 +39,6 @@ from agents.qlearning.acting import (
     greedy_actions,
     make_adam,
     random_actions,
-    score_all,
     state_values,
 )
 from agents.qlearning.learner import QLearner
@@ -165,7 +164,7 @@ class PQNAgent(QLearner):
         obs2d = array.reshape(1, -1) if single else array
         n = obs2d.shape[0]
         obs_t = self._to_device(obs2d)
-        q = score_all(self.q_net, obs_t, self._rows_per_user)
+        q = self._score_all(obs_t)
         actions = greedy_actions(q, self.slate_size).cpu().numpy()
         if explore and not single and n == self.num_envs:
             self._acted = (obs, obs_t, state_values(q, self.slate_size))
@@ -176,7 +175,7 @@ class PQNAgent(QLearner):
         return actions[0] if single else actions
 
     def _values(self, obs: torch.Tensor) -> torch.Tensor:
-        return state_values(score_all(self.q_net, obs, self._rows_per_user), self.slate_size)
+        return state_values(self._score_all(obs), self.slate_size)
 
     # ------------------------------------------------------------------ learning
     def observe(

@@ -72,11 +72,17 @@ class QLearner(ScheduledLearner, OnlineAgent):
             torch.manual_seed(init_seed)
             return build()
 
+    def _score_all(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q-values ``(B, C)`` of the online network without autograd: every forward pass that
+        acts, ranks or values states goes through here (population training,
+        :mod:`agents.population`, routes it to one batched computation over its members)."""
+        return score_all(self.q_net, obs, self._rows_per_user)
+
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-value of every candidate, ``(B, C)`` float32 (also a ranking score for evaluation)."""
         obs = np.asarray(obs, dtype=np.float32)
         batched = np.ascontiguousarray(obs.reshape(-1, obs.shape[-1]))
-        q = score_all(self.q_net, torch.from_numpy(batched).to(self.device), self._rows_per_user)
+        q = self._score_all(torch.from_numpy(batched).to(self.device))
         return q.cpu().numpy().reshape(*obs.shape[:-1], self.num_candidates)
 
     # ------------------------------------------------------------------ persistence

@@ -107,15 +107,21 @@ def run(
     overrides: Sequence[str] | None = None,
     choices: Mapping[str, str] | None = None,
     on_eval: Callable[[int, Mapping[str, Any]], None] | None = None,
+    job_info: JobInfo | None = None,
+    prepare: Callable[[Agent, LifelongProtocol], Agent] | None = None,
 ) -> float:
     """Run one job; return ``summary[cfg.optimize_metric]`` (NaN for a failed multirun job).
 
     Outside ``@hydra.main`` (e.g. with the compose API) pass ``run_dir``; ``multirun``,
-    ``overrides`` and the group ``choices`` default to what Hydra says about the current job.
+    ``overrides`` and the group ``choices`` default to what Hydra says about the current job
+    (``job_info``, when given, says it instead of Hydra's global state: a population trains
+    several jobs in one process, :mod:`experiments.run.population`).
     ``on_eval(step, summary)`` is called after every evaluation (``recsim-tune`` prunes there).
+    ``prepare(agent, protocol)`` sees the built (or restored) agent before training and returns
+    the agent to train (population training attaches its members there).
     """
     install_log_filter()  # no secret value reaches train.log or the console through a message
-    hydra_job = JobInfo.from_hydra()
+    hydra_job = JobInfo.from_hydra() if job_info is None else job_info
     path = Path(run_dir) if run_dir is not None else hydra_job.output_dir
     if path is None:
         raise ValueError("run(cfg) outside a Hydra app needs run_dir")
@@ -135,7 +141,7 @@ def run(
     try:
         with rd.lock():
             try:
-                return _run(cfg, rd, job, on_eval)
+                return _run(cfg, rd, job, on_eval, prepare)
             except (RunDirError, RunInterrupted):
                 raise  # never overwrite another run's record; an interrupted one is recorded
             except (KeyboardInterrupt, SystemExit) as exc:  # a second Ctrl-C: stop at once
@@ -207,6 +213,7 @@ def _run(
     rd: RunDir,
     job: JobInfo,
     on_eval: Callable[[int, Mapping[str, Any]], None] | None,
+    prepare: Callable[[Agent, LifelongProtocol], Agent] | None = None,
 ) -> float:
     saved = rd.load_config()
     cfg, checkpoint = resume.resolve(cfg, rd, job.overrides)
@@ -275,6 +282,8 @@ def _run(
                 template=agent,
                 trust_checkpoints=top.trust_checkpoints,
             )
+        if prepare is not None:
+            agent = prepare(agent, protocol)
         log.info(
             "run dir %s | agent %s | env %s x%d | %d user-steps",
             rd,
