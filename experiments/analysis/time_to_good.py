@@ -25,7 +25,7 @@ Everything here is a pure function of a run's evaluation series and its referenc
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from experiments.analysis.recovery_records import km_median
+from experiments.analysis.schema import TIME_TO_GOOD_KEYS
 
 __all__ = [
     "DEFAULT_HEADROOM_SHARE",
@@ -42,19 +43,15 @@ __all__ = [
     "TimeToGood",
     "default_target",
     "format_time",
+    "run_time_to_good",
     "summarize_time_to_good",
     "target_returns",
     "time_to_good",
+    "training_seconds",
 ]
 
 DEFAULT_ORACLE_SHARE = 0.8
 DEFAULT_HEADROOM_SHARE = 0.5
-TIME_TO_GOOD_KEYS = (
-    "time_to_good/user_steps_km_median",
-    "time_to_good/seconds_km_median",
-    "time_to_good/reached",
-    "time_to_good/censored",
-)
 
 
 @dataclass(frozen=True)
@@ -158,13 +155,63 @@ def time_to_good(
     return TimeToGood(False, budget_steps, budget_seconds, budget_steps, budget_seconds, best)
 
 
+def training_seconds(window_steps: ArrayLike, sps: ArrayLike, at_steps: ArrayLike) -> np.ndarray:
+    """Training wall-clock seconds up to each of ``at_steps``, from the run's ``time/sps`` windows.
+
+    ``time/sps`` at ``window_steps[i]`` is the throughput of the window that ended there (its
+    training time, evaluations and checkpoints excluded), so the window took
+    ``(window_steps[i] - window_steps[i-1]) / sps[i]`` seconds. Each of ``at_steps`` gets the sum
+    over the windows ended by then (an evaluation runs after the window closing at its step).
+    """
+    w = np.asarray(window_steps, dtype=np.float64).reshape(-1)
+    v = np.asarray(sps, dtype=np.float64).reshape(-1)
+    if w.shape != v.shape:
+        raise ValueError(f"window_steps has {w.size} entries but sps has {v.size}")
+    lengths = np.diff(np.concatenate(([0.0], w)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_window = np.where(v > 0, lengths / np.where(v > 0, v, 1.0), np.nan)
+    cumulative = np.concatenate(([0.0], np.cumsum(per_window)))
+    ended = np.searchsorted(w, np.asarray(at_steps, dtype=np.float64), side="right")
+    return cumulative[ended]
+
+
+def run_time_to_good(
+    series: Mapping[str, tuple[ArrayLike, ArrayLike]], target: Target | None = None
+) -> TimeToGood | None:
+    """A run's time to good from its logged series (``key -> (steps, values)``): ``eval/return``,
+    ``eval/ref_oracle_return`` (and ``eval/ref_longterm_return``) and ``time/sps``. ``target``
+    ``None``: :func:`default_target` (headroom where the long-term reference was measured).
+    ``None`` when the run has no evaluation with references."""
+    if "eval/return" not in series or "eval/ref_oracle_return" not in series:
+        return None
+    steps, returns = (np.asarray(a, dtype=np.float64) for a in series["eval/return"])
+    myopic = _at(series["eval/ref_oracle_return"], steps)
+    longterm = (
+        _at(series["eval/ref_longterm_return"], steps)
+        if "eval/ref_longterm_return" in series
+        else None
+    )
+    target = target or default_target(longterm is not None)
+    if not np.any(np.isfinite(myopic)) or steps.size == 0:
+        return None
+    seconds = training_seconds(*series["time/sps"], steps) if "time/sps" in series else None
+    return time_to_good(steps, returns, target_returns(target, myopic, longterm), seconds)
+
+
+def _at(series: tuple[ArrayLike, ArrayLike], steps: np.ndarray) -> np.ndarray:
+    """The series' value at each of ``steps`` (``nan`` where it was not logged)."""
+    s, v = (np.asarray(a, dtype=np.float64) for a in series)
+    lookup = dict(zip(s.tolist(), v.tolist(), strict=True))
+    return np.asarray([lookup.get(x, math.nan) for x in steps.tolist()])
+
+
 def summarize_time_to_good(results: Sequence[TimeToGood]) -> dict[str, float]:
     """Censoring-aware summary over runs (seeds): Kaplan–Meier medians of the user-steps and the
     seconds (``nan`` when the survival never falls to 1/2: more than half never reached it), the
     number reached and censored, and the largest budget (what ``> budget`` refers to)."""
     nan = math.nan
     if not results:
-        return {**dict.fromkeys(TIME_TO_GOOD_KEYS, nan), "time_to_good/max_budget_steps": nan}
+        return dict.fromkeys(TIME_TO_GOOD_KEYS, nan)
     flags = [r.reached for r in results]
     steps = [r.user_steps for r in results]
     secs = [r.seconds for r in results]

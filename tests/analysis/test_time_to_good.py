@@ -11,9 +11,11 @@ from experiments.analysis.time_to_good import (
     Target,
     default_target,
     format_time,
+    run_time_to_good,
     summarize_time_to_good,
     target_returns,
     time_to_good,
+    training_seconds,
 )
 
 STEPS = [10_000, 20_000, 30_000, 40_000]
@@ -51,7 +53,7 @@ def test_targets_from_the_references_of_each_evaluation():
     longterm = default_target(has_longterm_reference=True)
     targets = target_returns(longterm, [100.0, 90.0], [200.0, 150.0])
     assert list(targets) == pytest.approx([150.0, 120.0])
-    # 130 is above the first target's half of 100..200? no (< 150); the second's 120: yes
+    # 130 is below the first evaluation's target (150) and above the second's (120)
     r = time_to_good([1_000, 2_000], [130.0, 125.0], targets)
     assert r.reached and r.user_steps == 2_000 and math.isnan(r.seconds)
     with pytest.raises(ValueError, match="long-term reference"):
@@ -84,3 +86,24 @@ def test_kaplan_meier_median_across_seeds_counts_censored_runs():
     assert math.isnan(two_censored["time_to_good/user_steps_km_median"])
     assert two_censored["time_to_good/max_budget_steps"] == 40_000
     assert math.isnan(summarize_time_to_good([])["time_to_good/reached"])
+
+
+def test_training_seconds_add_up_the_time_sps_windows():
+    # windows of 1,000 user-steps at 100, 200, 50 steps/s: 10 s, 5 s, 20 s
+    secs = training_seconds([1_000, 2_000, 3_000], [100.0, 200.0, 50.0], [0, 1_000, 2_500, 3_000])
+    assert list(secs) == pytest.approx([0.0, 10.0, 15.0, 35.0])
+
+
+def test_a_run_s_series_with_references_give_its_time_to_good():
+    series = {
+        "eval/return": ([1_000, 2_000, 3_000], [90.0, 140.0, 160.0]),
+        "eval/ref_oracle_return": ([1_000, 2_000, 3_000], [100.0, 100.0, 100.0]),
+        "eval/ref_longterm_return": ([1_000, 2_000, 3_000], [200.0, 200.0, 200.0]),
+        "time/sps": ([1_000, 2_000, 3_000], [100.0, 100.0, 100.0]),
+    }
+    r = run_time_to_good(series)  # headroom: 150 needed, first at 3k
+    assert r is not None and r.reached and r.user_steps == 3_000 and r.seconds == 30.0
+    del series["eval/ref_longterm_return"]  # no long-term reference: 80 % of the oracle = 80
+    r = run_time_to_good(series)
+    assert r is not None and r.reached and r.user_steps == 1_000 and r.seconds == 10.0
+    assert run_time_to_good({"eval/return": series["eval/return"]}) is None  # no references
