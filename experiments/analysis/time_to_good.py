@@ -228,11 +228,12 @@ def summarize_time_to_good(results: Sequence[TimeToGood]) -> dict[str, float]:
     return out
 
 
-def format_time(value: float, budget: float, unit: str = "") -> str:
-    """``value`` (``,.0f`` user-steps or ``.1f`` seconds), or ``> budget`` where censored (``nan``)."""
+def format_time(value: float | None, budget: float | None, unit: str = "") -> str:
+    """``value`` (``,.0f`` user-steps, or ``.1f`` seconds with a ``unit``), or ``> budget`` where
+    censored (``nan``; ``None`` as in a report's JSON)."""
     fmt = ",.0f" if unit == "" else ".1f"
-    if math.isfinite(value):
+    if value is not None and math.isfinite(value):
         return f"{value:{fmt}}{unit}"
-    if math.isfinite(budget):
+    if budget is not None and math.isfinite(budget):
         return f"> {budget:{fmt}}{unit}"
     return "n/a"
