@@ -184,7 +184,9 @@ def fixed_batch_metrics(
     truth = _probabilities(click_prob, "click_prob").reshape(np.shape(click_prob))
     y = np.asarray(clicks, dtype=bool)
     if truth.ndim != 2 or y.shape != truth.shape:
-        raise ValueError(f"click_prob and clicks must be (N, C) alike, got {truth.shape}, {y.shape}")
+        raise ValueError(
+            f"click_prob and clicks must be (N, C) alike, got {truth.shape}, {y.shape}"
+        )
     out: dict[str, float] = {}
     if ranking is not None:
         recall = recall_at_k_of_clicks(ranking, y, k)

@@ -196,7 +196,7 @@ class FixedBatch:
     """
 
     observations: list[np.ndarray]
-    infos: list[Mapping[str, Any]]
+    infos: list[Info]
     click_prob: np.ndarray
     clicks: np.ndarray
 
@@ -218,8 +218,8 @@ def draw_fixed_batch(
     evaluation's sessions start with ``reset(seed=...)`` afterwards, so they are those of an
     evaluation without the batch (checked by tests/analysis/test_fixed_batch.py).
     """
-    obs, info = env.reset(seed=seed)
-    info = batched_info(info)
+    obs, raw = env.reset(seed=seed)
+    info: Info = dict(batched_info(raw))
     if "click_prob" not in info:
         return None
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2]))
@@ -227,8 +227,8 @@ def draw_fixed_batch(
     observations, infos = [np.asarray(obs)], [info]
     for _ in range(steps):
         keys = rng.random(np.shape(info["click_prob"]))
-        obs, _, _, _, info = env.step(top_candidates(keys, slate))
-        info = batched_info(info)
+        obs, _, _, _, raw = env.step(top_candidates(keys, slate))
+        info = dict(batched_info(raw))
         observations.append(np.asarray(obs))
         infos.append(info)
     click_prob = np.concatenate([np.asarray(i["click_prob"], dtype=np.float64) for i in infos])
@@ -241,12 +241,14 @@ def _agent_rng_kept(agent: Agent) -> Iterator[None]:
     """Scoring the batch must not shift the agent's own stream: a ``random`` agent ranks with its
     ``rng``, which also picks its training actions. Its state is put back afterwards."""
     rng = getattr(agent, "rng", None)
-    state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+    if not isinstance(rng, np.random.Generator):
+        yield
+        return
+    state = rng.bit_generator.state
     try:
         yield
     finally:
-        if state is not None:
-            rng.bit_generator.state = state  # type: ignore[union-attr]
+        rng.bit_generator.state = state
 
 
 def score_fixed_batch(agent: Agent, batch: FixedBatch, *, k: int) -> dict[str, float]:
@@ -260,7 +262,7 @@ def score_fixed_batch(agent: Agent, batch: FixedBatch, *, k: int) -> dict[str, f
     act = acting_function(agent)
     probs: list[np.ndarray] | None = [] if predict is not None else None
     scores: list[np.ndarray] = []
-    slate_ranks: list[np.ndarray] = []
+    slate_ranks: list[np.ndarray | None] = []
     with _agent_rng_kept(agent):
         for obs, info in zip(batch.observations, batch.infos, strict=True):
             p = predict(obs, info) if predict is not None else None
@@ -278,12 +280,13 @@ def score_fixed_batch(agent: Agent, batch: FixedBatch, *, k: int) -> dict[str, f
         rank_scores: np.ndarray | None = click_probs
     elif scores:
         rank_scores = np.concatenate(scores)
-    elif slate_ranks and all(r is not None for r in slate_ranks):
-        rank_scores = np.concatenate(slate_ranks)  # type: ignore[arg-type]
-        if k > int(np.max(rank_scores)):  # beyond the slate there is no ranking
-            rank_scores = None
     else:
+        slates = [r for r in slate_ranks if r is not None]
         rank_scores = None
+        if slates and len(slates) == len(slate_ranks):
+            rank_scores = np.concatenate(slates)
+            if k > int(np.max(rank_scores)):  # beyond the slate there is no ranking
+                rank_scores = None
     return fixed_batch_metrics(batch.click_prob, batch.clicks, rank_scores, click_probs, k=k)
 
 

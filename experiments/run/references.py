@@ -62,7 +62,5 @@ def reference_returns(make_eval_env: Any, seed: int) -> dict[str, float]:
     out = {"eval/ref_oracle_return": evaluate_return(OracleAgent(env), env, seed=seed)}
     if bool(getattr(env.config, "returning_users", False)):
         env = make_eval_env()
-        out["eval/ref_longterm_return"] = evaluate_return(
-            OracleLongTermAgent(env), env, seed=seed
-        )
+        out["eval/ref_longterm_return"] = evaluate_return(OracleLongTermAgent(env), env, seed=seed)
     return out

@@ -140,4 +140,4 @@ def test_oracle_predictions_are_the_ceiling_and_linucb_on_clicks_gets_keys():
     out = evaluated(OracleAgent, "click", learn=16)
     agent = {k: v for k, v in out.items() if k.removeprefix("eval/") in CLICK_METRIC_NAMES}
     assert agent == ceilings(out)  # every click and ranking metric of the oracle is its ceiling
-    assert KEYS <= set(evaluated(LinUCB, "click", learn=320))
+    assert set(evaluated(LinUCB, "click", learn=320)) >= KEYS

@@ -49,7 +49,9 @@ def test_two_agents_are_scored_on_identical_candidate_sets(trained):
     np.testing.assert_array_equal(a.clicks, b.clicks)
     # so two different agents evaluated with one seed get the same ceilings, whatever they show
     oracle, popular = OracleAgent(env), PopularityAgent(env)
-    out = {n: evaluate(ag, follower(env), seed=7) for n, ag in [("greedy", greedy), ("pop", popular)]}
+    out = {
+        n: evaluate(ag, follower(env), seed=7) for n, ag in [("greedy", greedy), ("pop", popular)]
+    }
     assert out["greedy"]["eval/recall@k_ceiling"] == out["pop"]["eval/recall@k_ceiling"]
     assert out["greedy"]["eval/recall@k"] != out["pop"]["eval/recall@k"]  # and rank them
     ceiling = evaluate(oracle, follower(env), seed=7)

@@ -5,7 +5,6 @@ training benchmark's table says the same."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
