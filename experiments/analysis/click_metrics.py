@@ -1,41 +1,41 @@
-"""Click-prediction metrics: how well an agent's click model predicts the clicks users made.
+"""Click and ranking metrics that rank agents: every agent scored on the same candidate sets.
 
 Recommender practice evaluates a click model by AUC, log-loss, accuracy, precision, recall and F1
-of its predicted click probabilities against the actual clicks, and by recall@k of the clicked items
-in its ranking. Here they are computed on an evaluation run: for every step of every evaluation
-user, the agent's predicted probability for each item it *showed* and whether it was clicked. All
-metrics come from scikit-learn (``sklearn.metrics``), never by hand.
+of its predicted click probabilities against clicks, and a ranking by recall@k of the clicked items.
+Scored on the items each agent happened to show, neither ranks agents: the data (and so the
+ceiling) depend on the agent, and a single-item agent's shown item is its own top-1, so its
+recall@k was 1 by construction. Here every evaluated agent is scored on the **same fixed batch**
+per evaluation (drawn by :func:`experiments.run.evaluation.draw_fixed_batch`, independent of every
+agent's actions): ``N`` candidate sets of the evaluation users, the true click probability
+``info["click_prob"]`` of every candidate (the simulator's ground truth) and one click drawn from
+it for every candidate (would this user click this item if it were shown; each candidate set can
+hold several). The metrics come from scikit-learn (``sklearn.metrics``), never by hand.
 
-Which agents get them (the contract is in :mod:`agents.click_model`): those whose
-``click_probability(obs, info=info)`` returns ``(B, C)`` probabilities. An agent without the method,
-or whose method returns ``None`` (no click model in this configuration, e.g. a linear bandit on
-engagement reward), gets **no** key at all: never a made-up value. The ground truth
-``info["click_prob"]`` of the shown items gives the *ceiling* on the same data
-(:meth:`ClickPredictionLog.ceiling_metrics`); it is what ``OracleAgent.click_probability`` returns.
+Keys (prefix ``eval/``), each beside its **ceiling** ``..._ceiling``: the same metric of the ground
+truth ``info["click_prob"]`` on the same batch, the same number for every agent at one evaluation
+(what the oracle's ``click_probability`` scores):
 
-Keys (prefix ``eval/`` by default), definitions:
+- ``recall@k``: the share of the batch's clicks whose candidate is among the agent's ``k``
+  highest-ranked candidates of its set (``k = protocol.ndcg_k``; ``top_k_accuracy_score`` with one
+  row per click, its tie rule). The ranking is over *all* ``C`` candidates: the agent's click
+  probabilities where it has a click model, else its ``scores`` / ``q_values``, else (slate
+  agents) the slate it would show, for ``k`` up to the slate size. An agent with none of these
+  (or a single item only) gets no key: never a made-up value. Random ranking scores ``≈ k / C``;
+  the ceiling (ranking by the true click probability) is below 1 because clicks are random;
+- click prediction, only for agents whose ``click_probability(obs, info=info)`` returns ``(B, C)``
+  probabilities (:mod:`agents.click_model`; ``None`` = no click model here, e.g. a linear bandit
+  on engagement reward: no key): over every candidate of the batch,
 
-- ``auc``: ``roc_auc_score(clicked, p)``; left out when the data hold one class only (all clicked or
-  none clicked: AUC is undefined, not 0.5);
-- ``logloss``: ``log_loss(clicked, p, labels=[0, 1])`` (mean per shown item; sklearn clips ``p``
-  away from 0 and 1);
-- ``accuracy``, ``precision``, ``recall``, ``f1``: of the predictions ``p > 0.5`` (``THRESHOLD``;
-  ``p == 0.5`` predicts "no click", as ``LogisticRegression.predict`` does), with
-  ``zero_division=nan``: precision is left out when nothing is predicted clicked, recall when
-  nothing was clicked, F1 when both; accuracy always exists;
-- ``recall@k``: over the steps with a click, the share whose clicked item is among the agent's
-  ``k`` highest predicted click probabilities over *all* ``C`` candidates of that step
-  (``top_k_accuracy_score`` with the clicked candidate as the label; its tie rule). Single-item
-  env: the clicked item is the one shown, so an agent that shows its own most-likely-clicked
-  candidate scores 1 by construction; it is informative when what the agent shows is not its
-  click ranking (value-based agents on engagement, the ceiling under the engagement oracle) and in
-  slate mode for ``k`` below the slate size (is the clicked item in the agent's top-k of its k').
-  ``k`` is a setting of the log (``ClickPredictionLog(k=...)``), reported with the key name as is.
+  - ``auc``: ``roc_auc_score(clicked, p)``; left out when the data hold one class only;
+  - ``logloss``: ``log_loss(clicked, p, labels=[0, 1])`` (mean per candidate);
+  - ``accuracy``, ``precision``, ``recall``, ``f1``: of the predictions ``p > 0.5``
+    (``THRESHOLD``; ``p == 0.5`` predicts "no click", as ``LogisticRegression.predict`` does),
+    with ``zero_division=nan``: precision is left out when nothing is predicted clicked, recall
+    when nothing was clicked, F1 when both; accuracy always exists.
 
-Slate mode: every slot of a shown slate is one prediction (the clicked slot labelled 1, the others
-0), with the agent's stand-alone click probability of that item. Under the multinomial-logit choice
-the slots compete, so even ``info["click_prob"]`` (a stand-alone probability) is not calibrated
-there: read slate log-loss as a comparison between agents, not as an absolute.
+In slate mode ``click_prob`` is each item's stand-alone click probability (under the
+multinomial-logit choice the slots of a shown slate compete): the batch's clicks are stand-alone
+too, the same for every agent.
 """
 
 from __future__ import annotations
@@ -59,11 +59,11 @@ from sklearn.metrics import (
 __all__ = [
     "CLICK_METRIC_NAMES",
     "THRESHOLD",
-    "ClickPredictionLog",
     "click_metrics",
     "click_probability_function",
-    "evaluate_click_prediction",
+    "fixed_batch_metrics",
     "recall_at_k",
+    "recall_at_k_of_clicks",
 ]
 
 THRESHOLD = 0.5
@@ -162,133 +162,54 @@ def click_probability_function(
     return lambda obs, info: fn(obs)
 
 
-class ClickPredictionLog:
-    """Collects, step by step of an evaluation, what the click metrics need.
+def fixed_batch_metrics(
+    click_prob: ArrayLike,
+    clicks: ArrayLike,
+    ranking: ArrayLike | None,
+    probabilities: ArrayLike | None,
+    *,
+    k: int,
+    prefix: str = "eval/",
+    suffix: str = "_ceiling",
+) -> dict[str, float]:
+    """The click and ranking keys of one agent on one fixed evaluation batch (module doc).
 
-    Call :meth:`record` once per vector step with the agent's probabilities for the observation it
-    acted on (``None`` when it has no click model), its actions and the step's outcome. Rows of
-    users whose evaluation session is over are excluded with ``active``.
+    ``click_prob`` ``(N, C)``: the true click probability of every candidate of the batch's ``N``
+    candidate sets; ``clicks`` ``(N, C)``: the clicks drawn once from it; ``ranking`` ``(N, C)``:
+    the agent's score of every candidate (higher = ranked first), ``None`` if it cannot rank;
+    ``probabilities`` ``(N, C)``: its click probabilities, ``None`` without a click model.
+    Returns ``recall@k`` (with a ranking) and the click metrics (with a click model), each beside
+    its ceiling (the same metric of ``click_prob`` on the same batch, key + ``suffix``).
     """
-
-    def __init__(self, k: int = 5) -> None:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"invalid k={k!r} (allowed: an integer >= 1)")
-        self.k = int(k)
-        self._agent: dict[str, list[np.ndarray]] = {"p": [], "y": [], "scores": [], "hit": []}
-        self._ceiling: dict[str, list[np.ndarray]] = {"p": [], "y": [], "scores": [], "hit": []}
-        self.has_model: bool | None = None  # None until the first record
-
-    @staticmethod
-    def _shown(
-        probs: np.ndarray, actions: np.ndarray, clicked: np.ndarray, position: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(probability of each shown item, its click label, clicked candidate or -1) per row."""
-        rows = np.arange(probs.shape[0])
-        if actions.ndim == 1:
-            shown = probs[rows, actions]
-            return shown, clicked.astype(np.int64), np.where(clicked, actions, -1)
-        if position is None:
-            raise ValueError("slate mode needs info['clicked_position'] (which slot was clicked)")
-        shown = probs[rows[:, None], actions]
-        slots = np.arange(actions.shape[1])
-        labels = (clicked[:, None] & (slots[None, :] == position[:, None])).astype(np.int64)
-        candidate = np.where(clicked, actions[rows, np.clip(position, 0, None)], -1)
-        return shown.reshape(-1), labels.reshape(-1), candidate
-
-    @staticmethod
-    def _add(store: dict[str, list[np.ndarray]], probs, actions, clicked, position) -> None:
-        shown, labels, candidate = ClickPredictionLog._shown(probs, actions, clicked, position)
-        store["p"].append(shown)
-        store["y"].append(labels)
-        store["scores"].append(probs)
-        store["hit"].append(candidate)
-
-    def record(
-        self,
-        probabilities: np.ndarray | None,
-        actions: ArrayLike,
-        info: Mapping[str, Any],
-        *,
-        candidate_info: Mapping[str, Any] | None = None,
-        active: ArrayLike | None = None,
-    ) -> None:
-        """One vector step.
-
-        ``probabilities``: the agent's ``(B, C)`` click probabilities for the observation it acted
-        on, or ``None``; ``actions``: what it showed, ``(B,)`` or ``(B, k)``; ``info``: the step's
-        info (``clicked``, and ``clicked_position`` in slate mode); ``candidate_info``: the info
-        that came with the observation (its ``click_prob`` feeds the ceiling; optional);
-        ``active``: ``(B,)`` bool, the rows to keep.
-        """
-        acts = np.asarray(actions, dtype=np.int64)
-        clicked = np.asarray(info["clicked"], dtype=bool).reshape(-1)
-        position = info.get("clicked_position")
-        position = None if position is None else np.asarray(position, dtype=np.int64).reshape(-1)
-        keep = (
-            np.ones(clicked.size, dtype=bool)
-            if active is None
-            else np.asarray(active, dtype=bool).reshape(-1)
+    truth = _probabilities(click_prob, "click_prob").reshape(np.shape(click_prob))
+    y = np.asarray(clicks, dtype=bool)
+    if truth.ndim != 2 or y.shape != truth.shape:
+        raise ValueError(
+            f"click_prob and clicks must be (N, C) alike, got {truth.shape}, {y.shape}"
         )
-        acts, clicked = acts[keep], clicked[keep]
-        position = None if position is None else position[keep]
-        if self.has_model is None:
-            self.has_model = probabilities is not None
-        elif self.has_model != (probabilities is not None):
-            raise ValueError(
-                "click_probability returned None at some steps and probabilities at others"
-            )
-        if probabilities is not None:
-            probs = np.asarray(probabilities, dtype=np.float64)
-            if probs.ndim != 2 or probs.shape[0] != keep.size:
-                raise ValueError(
-                    f"click probabilities must be (B, C) with B = {keep.size}, got {probs.shape}"
-                )
-            _probabilities(probs, "click_probability")
-            self._add(self._agent, probs[keep], acts, clicked, position)
-        if candidate_info is not None and "click_prob" in candidate_info:
-            truth = np.asarray(candidate_info["click_prob"], dtype=np.float64)[keep]
-            self._add(self._ceiling, truth, acts, clicked, position)
-
-    @staticmethod
-    def _metrics(store: dict[str, list[np.ndarray]], k: int, prefix: str) -> dict[str, float]:
-        if not store["p"]:
-            return {}
-        out = click_metrics(np.concatenate(store["p"]), np.concatenate(store["y"]), prefix=prefix)
-        recall = recall_at_k(np.concatenate(store["scores"]), np.concatenate(store["hit"]), k)
+    out: dict[str, float] = {}
+    if ranking is not None:
+        recall = recall_at_k_of_clicks(ranking, y, k)
         if math.isfinite(recall):
             out[f"{prefix}recall@k"] = recall
-        return out
-
-    def metrics(self, prefix: str = "eval/") -> dict[str, float]:
-        """The agent's click metrics; ``{}`` when it has no click model (or nothing recorded)."""
-        return self._metrics(self._agent, self.k, prefix)
-
-    def ceiling_metrics(self, prefix: str = "eval/", suffix: str = "_ceiling") -> dict[str, float]:
-        """The same metrics for ``info["click_prob"]`` on the same shown items: the ceiling.
-
-        Keys are the agent's with ``suffix`` (``eval/auc_ceiling``, ...), so both fit in one
-        summary; ``{}`` when no ``candidate_info`` with ``click_prob`` was recorded.
-        """
-        raw = self._metrics(self._ceiling, self.k, prefix)
-        return {f"{key}{suffix}": value for key, value in raw.items()}
+            out[f"{prefix}recall@k{suffix}"] = recall_at_k_of_clicks(truth, y, k)
+    if probabilities is not None:
+        p = np.asarray(probabilities, dtype=np.float64)
+        if p.shape != truth.shape:
+            raise ValueError(f"click probabilities must be {truth.shape}, got {p.shape}")
+        out.update(click_metrics(p, y, prefix=prefix))
+        ceiling = click_metrics(truth, y, prefix=prefix)
+        out.update({f"{key}{suffix}": value for key, value in ceiling.items()})
+    return out
 
 
-def evaluate_click_prediction(
-    agent: Any, env: Any, *, seed: int, k: int = 5, max_steps: int = 1_000_000
-) -> ClickPredictionLog:
-    """Greedy evaluation (one session per user of the vector ``env``, from ``reset(seed)``, as the
-    protocol's ``evaluate`` runs it) recording the agent's click predictions and the ceiling."""
-    log = ClickPredictionLog(k=k)
-    predict = click_probability_function(agent)
-    obs, info = env.reset(seed=seed)
-    active = np.ones(int(env.num_envs), dtype=bool)
-    for _ in range(max_steps):
-        actions = agent.act(obs, explore=False, info=info)
-        probs = predict(obs, info) if predict is not None else None
-        next_obs, _, terminated, truncated, next_info = env.step(actions)
-        log.record(probs, actions, next_info, candidate_info=info, active=active)
-        active &= ~np.logical_or(terminated, truncated)
-        obs, info = next_obs, next_info
-        if not active.any():
-            return log
-    raise RuntimeError(f"evaluation sessions did not end within {max_steps} steps")
+def recall_at_k_of_clicks(scores: ArrayLike, clicks: ArrayLike, k: int) -> float:
+    """Share of all clicks (``clicks`` ``(N, C)``, any number per row) whose candidate is among
+    the ``k`` highest ``scores`` of its row (:func:`recall_at_k` with one row per click).
+    ``nan`` without any click."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(clicks, dtype=bool)
+    if s.shape != y.shape or s.ndim != 2:
+        raise ValueError(f"scores and clicks must be (N, C) alike, got {s.shape}, {y.shape}")
+    rows, candidate = np.nonzero(y)
+    return recall_at_k(s[rows], candidate, k)

@@ -56,9 +56,12 @@ EVAL = (
     _m("eval/regret", "regret per user-step (eval)", "lower"),
     _m("eval/ndcg@k", "NDCG@k of the ranking (eval)", "higher"),
 )
-# experiments.analysis.click_metrics: the agent's predicted click probabilities of the items it
-# showed vs the evaluation users' clicks (threshold 0.5), and the same for the ground truth
-# info["click_prob"] (``_ceiling``). Only for agents with a click model: absent otherwise.
+# experiments.analysis.click_metrics, on the evaluation's fixed batch of candidate sets (the same for
+# every agent); ``_ceiling``: the same metric of the ground truth info["click_prob"] on the same
+# batch. Click prediction: the agent's click probabilities of every candidate vs the clicks drawn
+# from the ground truth (threshold 0.5), only for agents with a click model. Ranking: recall@k of
+# those clicks in the agent's ranking of all candidates, for agents that rank. Absent where
+# undefined, never made up.
 _CLICK: tuple[tuple[str, str, Direction], ...] = (
     ("auc", "click AUC", "higher"),
     ("logloss", "click log-loss", "lower"),
@@ -66,18 +69,45 @@ _CLICK: tuple[tuple[str, str, Direction], ...] = (
     ("precision", "click precision", "higher"),
     ("recall", "click recall", "higher"),
     ("f1", "click F1", "higher"),
-    ("recall@k", "recall@k of clicked items", "higher"),
 )
-CLICK = tuple(_m(f"eval/{k}", f"{name} (eval)", d) for k, name, d in _CLICK) + tuple(
-    _m(f"eval/{k}_ceiling", f"{name} of info['click_prob'] (eval ceiling)", d)
-    for k, name, d in _CLICK
+_RANKING: tuple[tuple[str, str, Direction], ...] = (
+    ("recall@k", "recall@k of the clicks in the ranking of all candidates", "higher"),
 )
+
+
+def _with_ceilings(entries: tuple[tuple[str, str, Direction], ...]) -> tuple[Metric, ...]:
+    return tuple(_m(f"eval/{k}", f"{name} (eval)", d) for k, name, d in entries) + tuple(
+        _m(f"eval/{k}_ceiling", f"{name} of info['click_prob'] (eval ceiling)", d)
+        for k, name, d in entries
+    )
+
+
+CLICK = _with_ceilings(_CLICK)
+RANKING = _with_ceilings(_RANKING)
 TRAIN = (
     _m("train/loss", "training loss", "lower"),
     _m("train/epsilon", "exploration ε", "neutral"),
     _m("train/lr", "learning rate", "neutral"),
 )
 TIME = (_m("time/sps", "user-steps per second", "higher", ",.0f"),)
+# experiments.run.references (protocol/parts=with_references): the references' eval/return on the
+# same evaluation users at every evaluation; the long-term one only where users return
+REFERENCE = (
+    _m("eval/ref_oracle_return", "myopic oracle's session return (eval, same users)", "neutral"),
+    _m("eval/ref_longterm_return", "long-term reference's return (eval, same users)", "neutral"),
+)
+# experiments.analysis.time_to_good, from a run's eval/return and references (recsim-compare,
+# the training benchmark): Kaplan-Meier medians over seeds, censored runs counted
+TIME_TO_GOOD = (
+    _m("time_to_good/user_steps_km_median", "user-steps to a good policy (KM median)", "lower",
+       ",.0f"),
+    _m("time_to_good/seconds_km_median", "training seconds to a good policy (KM median)", "lower",
+       ",.1f"),
+    _m("time_to_good/reached", "runs that reached a good policy", "higher", ".0f"),
+    _m("time_to_good/censored", "runs that never reached it (censored)", "lower", ".0f"),
+    _m("time_to_good/max_budget_steps", "largest budget (user-steps)", "neutral", ",.0f"),
+    _m("time_to_good/max_budget_seconds", "largest budget (training seconds)", "neutral", ",.1f"),
+)  # fmt: skip
 # experiments.analysis.recovery (RecoveryTracker, fed per vector step by experiments.run.recovery):
 # recovery after drift events on ground truth, the share of the myopic oracle's expected reward
 _RECOVERY: tuple[tuple[str, str, Direction, str], ...] = (
@@ -110,18 +140,26 @@ LIFELONG = (
 
 METRICS: dict[str, Metric] = {
     m.key: m
-    for m in (*ONLINE, *EVAL, *CLICK, *TRAIN, *TIME, *LIFELONG, *RECOVERY, *FROZEN_RECOVERY)
-}
+    for m in (
+        *ONLINE, *EVAL, *CLICK, *RANKING, *TRAIN, *TIME, *REFERENCE, *TIME_TO_GOOD, *LIFELONG, *RECOVERY,
+        *FROZEN_RECOVERY,
+    )
+}  # fmt: skip
 
 ONLINE_KEYS = tuple(m.key for m in ONLINE)
 EVAL_KEYS = tuple(m.key for m in EVAL)
 CLICK_KEYS = tuple(m.key for m in CLICK)  # only for agents with a click model
+RANKING_KEYS = tuple(m.key for m in RANKING)  # only for agents that rank
 TRAIN_KEYS = tuple(m.key for m in TRAIN)
 TIME_KEYS = tuple(m.key for m in TIME)
+REFERENCE_KEYS = tuple(m.key for m in REFERENCE)  # only with protocol/parts=with_references
+TIME_TO_GOOD_KEYS = tuple(m.key for m in TIME_TO_GOOD)  # computed over runs, not by the runner
 LIFELONG_KEYS = tuple(m.key for m in LIFELONG)
 RECOVERY_KEYS = tuple(m.key for m in RECOVERY)
 FROZEN_RECOVERY_KEYS = tuple(m.key for m in FROZEN_RECOVERY)  # only with the counterfactual
-SCHEMA = ONLINE_KEYS + EVAL_KEYS + CLICK_KEYS + TRAIN_KEYS + TIME_KEYS  # metrics.csv keys
+SCHEMA = (  # metrics.csv keys
+    ONLINE_KEYS + EVAL_KEYS + CLICK_KEYS + RANKING_KEYS + TRAIN_KEYS + TIME_KEYS + REFERENCE_KEYS
+)
 FINAL_SUFFIX = "_final"
 
 # What each tool shows by default
@@ -151,6 +189,7 @@ COMPARE_METRICS = (  # recsim-compare's tables
     "eval/ctr",
     "eval/regret",
     "eval/ndcg@k",
+    "eval/recall@k",
     "eval/auc",
     "eval/logloss",
     "eval/f1",
@@ -183,8 +222,10 @@ def summary_metric_names() -> list[str]:
         *finals,
         *EVAL_KEYS,
         *CLICK_KEYS,
+        *RANKING_KEYS,
         *TRAIN_KEYS,
         *TIME_KEYS,
+        *REFERENCE_KEYS,
         *LIFELONG_KEYS,
         *RECOVERY_KEYS,
         *FROZEN_RECOVERY_KEYS,

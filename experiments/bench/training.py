@@ -35,6 +35,9 @@ B = 2,048 a rollout learner sees 96 vector steps).
     python -m experiments.bench_train                     # B = 16, 256, 2,048, every agent
     python -m experiments.bench_train --num-envs 256 --agents pqn sb3_dqn --repeats 1
     python -m experiments.bench_train --device cuda       # our agents and SB3 on the GPU
+
+Time to a good policy (user-steps and seconds to a target return, per agent, censoring-aware):
+``python -m experiments.bench_train --time-to-good --help`` (:mod:`experiments.bench.time_to_good`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -303,7 +307,14 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+def main(argv: list[str] | None = None) -> Any:
+    """The throughput benchmark; ``--time-to-good [...]``: time to a good policy instead
+    (:mod:`experiments.bench.time_to_good`, its own options)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--time-to-good" in argv:
+        from experiments.bench.time_to_good import main as time_to_good_main
+
+        return time_to_good_main([a for a in argv if a != "--time-to-good"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--total-steps", type=int, nargs="+", default=None,

@@ -1,33 +1,40 @@
-"""Greedy evaluation of an agent on fresh users, and the ranking quality ``eval/ndcg@k``.
+"""Greedy evaluation of an agent on fresh users, and its ranking and click metrics.
 
 The evaluation env *follows* the training env's world (same catalogue, same drift, same clock; it
 never advances them): ``num_envs`` fresh users, one session each, run in parallel. Because the
-world keeps drifting, an evaluation measures the agent against today's users.
+world keeps drifting, an evaluation measures the agent against today's users. ``eval/return``,
+``eval/ctr``, ``eval/regret`` and ``eval/ndcg@k`` come from these sessions.
 
-``eval/ndcg@k`` compares the agent's ranking of the candidates with their true expected reward.
-Agents that can rank expose ``scores(obs) -> (B, C)`` (higher = better) or ``q_values(obs)``; in
-slate mode the slate's order is the ranking. Every built-in agent can rank (random ranks at random,
-popularity by the popularity signal); agents without either have no ranking to compare, and
-``eval/ndcg@k`` is left out rather than faked from one chosen item.
+``eval/ndcg@k`` compares the agent's ranking of the candidates it faced with their true expected
+reward. Agents that can rank expose ``scores(obs) -> (B, C)`` (higher = better) or
+``q_values(obs)``; in slate mode the slate's order is the ranking. Agents without either have no
+ranking to compare, and ``eval/ndcg@k`` is left out rather than faked from one chosen item.
 
-Click prediction (``eval/auc``, ``eval/logloss``, ``eval/accuracy``, ``eval/precision``,
-``eval/recall``, ``eval/f1`` at threshold 0.5, ``eval/recall@k`` with ``k = ndcg_k``, and the same
-keys ``..._ceiling`` for the ground truth ``info["click_prob"]`` on the same shown items): only for
-agents whose ``click_probability`` returns probabilities (:mod:`agents.click_model`, computed by
-:mod:`experiments.analysis.click_metrics` with scikit-learn); absent for every other agent, never
-a made-up value. The agent's prediction for each step is made on the observation it acted on,
-before it sees the outcome.
+Click and ranking metrics that compare across agents (``eval/recall@k``, ``eval/auc``,
+``eval/logloss``, ``eval/accuracy``, ``eval/precision``, ``eval/recall``, ``eval/f1``, each with its
+``..._ceiling``; definitions in :mod:`experiments.analysis.click_metrics`) are scored on a **fixed
+batch** drawn once per evaluation, before the sessions and independently of the agent: the
+evaluation env from ``reset(seed=fixed_batch_seed(seed))`` and :data:`FIXED_BATCH_STEPS` steps of
+uniformly random actions, i.e. ``(1 + FIXED_BATCH_STEPS) · num_envs`` candidate sets with the true
+click probability of every candidate and a click drawn from it. Every agent evaluated with the same
+seed at the same moment of the same world sees exactly these sets, so ceilings are one number per
+evaluation and the values rank agents. The sessions then start from ``reset(seed=seed)``, as
+before the batch existed: ``eval/return`` and the training stream are unchanged. Scoring the batch
+does not move the agent's own ``rng`` (a random agent ranks with it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
 import numpy as np
 
 from agents.base import Agent, Info, agent_traits
+from agents.baselines.scoring import slate_size_of, top_candidates
 
 Ranking = Callable[[np.ndarray, Info], np.ndarray]
 
@@ -101,9 +108,34 @@ def evaluate(
     """Greedy evaluation: one session per user of ``env`` (all in parallel), from ``reset(seed)``.
 
     Returns ``eval/return`` (mean session return), ``eval/ctr`` and ``eval/regret`` (per step, over
-    all steps of those sessions), ``eval/ndcg@k`` when the agent can rank and the click-prediction
-    keys when it has a click model (see module doc).
+    all steps of those sessions), ``eval/ndcg@k`` when the agent can rank, and the click and
+    ranking keys scored on the evaluation's fixed batch (module doc) where they are defined.
     """
+    batch = draw_fixed_batch(env, seed=fixed_batch_seed(seed))  # before the sessions: reset(seed)
+    metrics = _sessions(agent, env, seed=seed, ndcg_k=ndcg_k, max_steps=max_steps)
+    if batch is not None:
+        metrics.update(score_fixed_batch(agent, batch, k=ndcg_k))
+    return metrics
+
+
+def evaluate_return(
+    agent: Agent, env: gymnasium.vector.VectorEnv, *, seed: int, max_steps: int = 1_000_000
+) -> float:
+    """``eval/return`` alone (the references of :mod:`experiments.run.references`)."""
+    metrics = _sessions(agent, env, seed=seed, ndcg_k=1, max_steps=max_steps, rank=False)
+    return metrics["eval/return"]
+
+
+def _sessions(
+    agent: Agent,
+    env: gymnasium.vector.VectorEnv,
+    *,
+    seed: int,
+    ndcg_k: int,
+    max_steps: int,
+    rank: bool = True,
+) -> dict[str, float]:
+    """The evaluation users' sessions: ``eval/return``, ``eval/ctr``, ``eval/regret``, NDCG."""
     obs, info = env.reset(seed=seed)
     num = int(env.num_envs)
     active = np.ones(num, dtype=bool)
@@ -111,20 +143,14 @@ def evaluate(
     steps = clicks = regret = 0.0
     ndcg_sum, ndcg_n = 0.0, 0
     act = acting_function(agent)
-    rank = ranking_function(agent)
-    clicks_log, predict = _click_log(agent, ndcg_k)
+    ranking = ranking_function(agent) if rank else None
     for _ in range(max_steps):
         actions = act(obs, info)
-        if clicks_log is not None:
-            probs = predict(obs, info)
-            if probs is None and clicks_log.has_model is None:  # no click model here: no keys
-                clicks_log = None
-            candidates = info
-        relevance = info.get("expected_reward") if isinstance(info, Mapping) else None
+        relevance = info.get("expected_reward") if isinstance(info, Mapping) and rank else None
         if relevance is not None:
             rel = np.asarray(relevance)[active]
-            if rank is not None:
-                values = ndcg_at_k(np.asarray(rank(obs, info))[active], rel, ndcg_k)
+            if ranking is not None:
+                values = ndcg_at_k(np.asarray(ranking(obs, info))[active], rel, ndcg_k)
             elif np.ndim(actions) == 2:  # slate mode: the slate is a ranking
                 values = slate_ndcg_at_k(np.asarray(actions)[active], rel, ndcg_k)
             else:
@@ -134,8 +160,6 @@ def evaluate(
                 ndcg_sum += float(values[ok].sum())
                 ndcg_n += int(ok.sum())
         obs, rewards, terminated, truncated, info = env.step(actions)
-        if clicks_log is not None:
-            clicks_log.record(probs, actions, info, candidate_info=candidates, active=active)
         returns[active] += np.asarray(rewards)[active]
         steps += float(active.sum())
         if "clicked" in info:
@@ -154,17 +178,124 @@ def evaluate(
     }
     if ndcg_n:
         metrics["eval/ndcg@k"] = ndcg_sum / ndcg_n
-    if clicks_log is not None and clicks_log.has_model:
-        metrics.update(clicks_log.metrics())
-        metrics.update(clicks_log.ceiling_metrics())
     return metrics
 
 
-def _click_log(agent: Agent, k: int) -> tuple[Any, Any]:
-    """``(ClickPredictionLog, predict)`` for an agent with ``click_probability``, else
-    ``(None, None)`` (scikit-learn is imported only then)."""
-    if not callable(getattr(agent, "click_probability", None)):
-        return None, None
-    from experiments.analysis.click_metrics import ClickPredictionLog, click_probability_function
+# ------------------------------------------------------------------------------ the fixed batch
+FIXED_BATCH_STEPS = 8  # vector steps after the reset: (1 + 8) x num_envs candidate sets
 
-    return ClickPredictionLog(k=k), click_probability_function(agent)
+
+@dataclass(frozen=True)
+class FixedBatch:
+    """The candidate sets every agent is scored on at one evaluation (module doc).
+
+    ``observations[t]`` / ``infos[t]``: what ``num_envs`` users were shown at step ``t`` (the info
+    that came with the observation: ground truth of its candidates); ``click_prob`` ``(N, C)``:
+    the true click probability of every candidate of the ``N`` sets; ``clicks`` ``(N, C)``: a
+    click of every candidate drawn once from it (would the user click it if it were shown).
+    """
+
+    observations: list[np.ndarray]
+    infos: list[Info]
+    click_prob: np.ndarray
+    clicks: np.ndarray
+
+
+def fixed_batch_seed(seed: int) -> int:
+    """The fixed batch's seed, derived from the evaluation's (its own stream, not the users')."""
+    return int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
+
+
+def draw_fixed_batch(
+    env: gymnasium.vector.VectorEnv, *, seed: int, steps: int = FIXED_BATCH_STEPS
+) -> FixedBatch | None:
+    """Candidate sets of ``env``'s users from ``reset(seed)`` and ``steps`` steps of uniformly
+    random actions (from ``seed``: independent of every agent), with their true click
+    probabilities and a click drawn for each candidate. ``None`` when the env's info has no
+    ``click_prob`` (no ground truth to score against).
+
+    ``env`` is an evaluation follower: stepping it never advances the training world, and the
+    evaluation's sessions start with ``reset(seed=...)`` afterwards, so they are those of an
+    evaluation without the batch (checked by tests/analysis/test_fixed_batch.py).
+    """
+    obs, raw = env.reset(seed=seed)
+    info: Info = dict(batched_info(raw))
+    if "click_prob" not in info:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2]))
+    slate = slate_size_of(env.single_action_space)
+    observations, infos = [np.asarray(obs)], [info]
+    for _ in range(steps):
+        keys = rng.random(np.shape(info["click_prob"]))
+        obs, _, _, _, raw = env.step(top_candidates(keys, slate))
+        info = dict(batched_info(raw))
+        observations.append(np.asarray(obs))
+        infos.append(info)
+    click_prob = np.concatenate([np.asarray(i["click_prob"], dtype=np.float64) for i in infos])
+    clicks = rng.random(click_prob.shape) < click_prob
+    return FixedBatch(observations, infos, click_prob, clicks)
+
+
+@contextlib.contextmanager
+def _agent_rng_kept(agent: Agent) -> Iterator[None]:
+    """Scoring the batch must not shift the agent's own stream: a ``random`` agent ranks with its
+    ``rng``, which also picks its training actions. Its state is put back afterwards."""
+    rng = getattr(agent, "rng", None)
+    if not isinstance(rng, np.random.Generator):
+        yield
+        return
+    state = rng.bit_generator.state
+    try:
+        yield
+    finally:
+        rng.bit_generator.state = state
+
+
+def score_fixed_batch(agent: Agent, batch: FixedBatch, *, k: int) -> dict[str, float]:
+    """The click and ranking keys of ``agent`` on ``batch`` (module doc): its ranking of every
+    candidate (click probabilities where it has a click model, else ``scores``/``q_values``,
+    else the slate it would show) and its click probabilities, against the batch's clicks."""
+    from experiments.analysis.click_metrics import click_probability_function, fixed_batch_metrics
+
+    predict = click_probability_function(agent)
+    ranking = ranking_function(agent)
+    act = acting_function(agent)
+    probs: list[np.ndarray] | None = [] if predict is not None else None
+    scores: list[np.ndarray] = []
+    slate_ranks: list[np.ndarray | None] = []
+    with _agent_rng_kept(agent):
+        for obs, info in zip(batch.observations, batch.infos, strict=True):
+            p = predict(obs, info) if predict is not None else None
+            if probs is not None:
+                if p is None:  # no click model in this configuration: no click keys
+                    probs = None
+                else:
+                    probs.append(np.asarray(p, dtype=np.float64))
+            if ranking is not None:
+                scores.append(np.asarray(ranking(obs, info), dtype=np.float64))
+            elif probs is None:
+                slate_ranks.append(_slate_scores(act(obs, info), batch.click_prob.shape[1]))
+    click_probs = np.concatenate(probs) if probs else None
+    if click_probs is not None:
+        rank_scores: np.ndarray | None = click_probs
+    elif scores:
+        rank_scores = np.concatenate(scores)
+    else:
+        slates = [r for r in slate_ranks if r is not None]
+        rank_scores = None
+        if slates and len(slates) == len(slate_ranks):
+            rank_scores = np.concatenate(slates)
+            if k > int(np.max(rank_scores)):  # beyond the slate there is no ranking
+                rank_scores = None
+    return fixed_batch_metrics(batch.click_prob, batch.clicks, rank_scores, click_probs, k=k)
+
+
+def _slate_scores(actions: Any, num_candidates: int) -> np.ndarray | None:
+    """A slate ``(B, s)`` as scores: ``s`` for its first item ... 1 for its last, 0 elsewhere;
+    ``None`` for single items (one shown item is no ranking)."""
+    acts = np.asarray(actions, dtype=np.int64)
+    if acts.ndim != 2:
+        return None
+    out = np.zeros((acts.shape[0], num_candidates))
+    np.put_along_axis(out, acts, np.arange(acts.shape[1], 0, -1, dtype=np.float64)[None, :], 1)
+    return out

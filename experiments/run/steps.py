@@ -36,7 +36,7 @@ import numpy as np
 from agents.base import Agent, Transition
 from experiments.analysis.lifelong import summarize_lifelong
 from experiments.analysis.recovery import attribute_events, event_onsets
-from experiments.analysis.schema import CLICK_KEYS, LIFELONG_KEYS
+from experiments.analysis.schema import CLICK_KEYS, LIFELONG_KEYS, RANKING_KEYS
 from experiments.run.config import ProtocolConfig
 from experiments.run.evaluation import evaluate
 from experiments.run.rundir import RunDir
@@ -453,7 +453,7 @@ class Evaluation(ProtocolCallback):
             key: last.get(key, math.nan)
             for key in ("eval/return", "eval/ctr", "eval/regret", "eval/ndcg@k")
         }
-        out.update({key: last[key] for key in CLICK_KEYS if key in last})  # click models only
+        out.update({k: last[k] for k in (*CLICK_KEYS, *RANKING_KEYS) if k in last})  # if defined
         out["eval/ndcg_k"] = self.settings.ndcg_k
         return out
 

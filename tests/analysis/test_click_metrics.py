@@ -1,21 +1,24 @@
-"""Click-prediction metrics: sklearn's documented values, undefined metrics left out, recall@k,
-slates, and real evaluations (the click_prob ceiling vs a learned model; no keys without a model)."""
+"""Click and ranking metrics: sklearn's documented values, undefined metrics left out, recall@k of
+the clicks in a ranking of all candidates, and real evaluations on the fixed batch (the click_prob
+ceiling vs a learned model; no click keys without a model; the oracle scores the ceiling)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 import recsim_env  # noqa: F401  (registers the env ids)
 from agents.baselines import GreedyAgent, LinUCB, OracleAgent, PopularityAgent, RandomAgent
 from experiments.analysis.click_metrics import (
     CLICK_METRIC_NAMES,
-    ClickPredictionLog,
     click_metrics,
-    evaluate_click_prediction,
+    fixed_batch_metrics,
     recall_at_k,
+    recall_at_k_of_clicks,
 )
+from experiments.run.evaluation import evaluate
 
 ENV = "recsim_env/Stationary-v0"
 KEYS = {f"eval/{name}" for name in CLICK_METRIC_NAMES}
@@ -66,47 +69,60 @@ def test_recall_at_k():
         recall_at_k(scores, clicked, 0)
 
 
-def test_log_of_a_slate_labels_every_shown_slot():
-    log = ClickPredictionLog(k=1)
-    probs = np.array([[0.1, 0.7, 0.2, 0.6], [0.3, 0.2, 0.9, 0.4]])
-    actions = np.array([[1, 3], [2, 0]])  # slates of 2
-    info = {"clicked": np.array([True, False]), "clicked_position": np.array([1, -1])}
-    log.record(probs, actions, info)
-    # shown: user 0 → 0.7 (not clicked), 0.6 (clicked, slot 1); user 1 → 0.9, 0.3 (no click)
-    out = log.metrics()
-    assert out["eval/auc"] == pytest.approx(1 / 3)  # the clicked 0.6 beats 0.3 only, of 3
-    assert out["eval/recall@k"] == 0.0  # the clicked candidate 3 is not user 0's top-1
-    assert out["eval/accuracy"] == pytest.approx(0.5)  # 0.6 and 0.3 right, 0.7 and 0.9 wrong
+def test_recall_at_k_counts_every_click_of_a_candidate_set():
+    scores = np.array([[0.9, 0.5, 0.1, 0.3], [0.1, 0.2, 0.3, 0.4]])
+    clicks = np.array([[True, False, True, False], [False, False, False, True]])
+    # clicks: row 0 → candidates 0 (rank 1) and 2 (rank 4); row 1 → candidate 3 (rank 1)
+    assert recall_at_k_of_clicks(scores, clicks, 1) == pytest.approx(2 / 3)
+    assert recall_at_k_of_clicks(scores, clicks, 3) == pytest.approx(2 / 3)
+    assert recall_at_k_of_clicks(scores, clicks, 4) == 1.0
+    assert np.isnan(recall_at_k_of_clicks(scores, np.zeros_like(clicks), 2))
 
 
-def test_log_rejects_mixed_or_invalid_predictions():
-    log = ClickPredictionLog()
-    info = {"clicked": np.array([True, False])}
-    log.record(np.full((2, 3), 0.5), np.array([0, 1]), info)
-    with pytest.raises(ValueError, match="returned None at some steps"):
-        log.record(None, np.array([0, 1]), info)
+def test_fixed_batch_metrics_of_a_known_ranking_and_of_the_truth():
+    truth = np.array([[0.8, 0.1, 0.6, 0.2], [0.1, 0.2, 0.3, 0.9]])
+    clicks = np.array([[True, False, True, False], [False, True, False, True]])
+    ranking = np.array([[4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0]])  # top-2: {0, 1}, {3, 2}
+    out = fixed_batch_metrics(truth, clicks, ranking, None, k=2)
+    # clicks 0 (in), 2 (out), 1 (out), 3 (in): 2 of 4; the truth's top-2 {0, 2}, {3, 2}: 3 of 4
+    assert out == {"eval/recall@k": 0.5, "eval/recall@k_ceiling": 0.75}
+    # a click model: its metrics beside the same metrics of the truth on the same 8 candidates
+    probs = np.array([[0.7, 0.2, 0.4, 0.3], [0.2, 0.6, 0.3, 0.1]])
+    with_model = fixed_batch_metrics(truth, clicks, probs, probs, k=2)
+    assert set(with_model) == KEYS | {f"{k}_ceiling" for k in KEYS}
+    assert with_model["eval/auc"] == pytest.approx(roc_auc_score(clicks.ravel(), probs.ravel()))
+    assert with_model["eval/auc_ceiling"] == pytest.approx(
+        roc_auc_score(clicks.ravel(), truth.ravel())
+    )
+    assert with_model["eval/recall@k"] == 0.75  # its top-2 {0, 2}, {1, 2}: clicks 0, 2, 1 in
+    # no ranking and no click model: no key at all
+    assert fixed_batch_metrics(truth, clicks, None, None, k=2) == {}
     with pytest.raises(ValueError, match="probabilities in \\[0, 1\\]"):
-        ClickPredictionLog().record(np.full((2, 3), 1.5), np.array([0, 1]), info)
-    with pytest.raises(ValueError, match="k=0"):
-        ClickPredictionLog(k=0)
+        fixed_batch_metrics(truth * 2, clicks, ranking, None, k=2)
+    with pytest.raises(ValueError, match="must be \\(2, 4\\)"):
+        fixed_batch_metrics(truth, clicks, ranking, probs[:1], k=2)
 
 
 # ---------------------------------------------------------------------------------------- real runs
-def evaluated(agent_cls, reward: str = "engagement", learn: int = 4000):
+def evaluated(agent_cls, reward: str = "engagement", learn: int = 4000) -> dict[str, float]:
     env = gym.make_vec(ENV, num_envs=16, reward=reward)
     agent = agent_cls(env, seed=0)
     agent.learn(learn)
     eval_env = gym.make_vec(ENV, num_envs=64, reward=reward)
-    return evaluate_click_prediction(agent, eval_env, seed=1)
+    return evaluate(agent, eval_env, seed=1)
+
+
+def ceilings(metrics: dict[str, float]) -> dict[str, float]:
+    return {k.removesuffix("_ceiling"): v for k, v in metrics.items() if k.endswith("_ceiling")}
 
 
 def test_click_prob_ceiling_is_at_least_the_greedy_models_auc_on_the_same_data():
-    log = evaluated(GreedyAgent)
-    agent, ceiling = log.metrics(), log.ceiling_metrics()
-    assert set(agent) == KEYS
-    assert set(ceiling) == {f"{key}_ceiling" for key in KEYS}
-    assert ceiling["eval/auc_ceiling"] >= agent["eval/auc"] > 0.5  # learned, below the truth
-    assert ceiling["eval/logloss_ceiling"] <= agent["eval/logloss"]
+    out = evaluated(GreedyAgent)
+    assert KEYS | {f"{key}_ceiling" for key in KEYS} <= set(out)
+    assert out["eval/auc_ceiling"] >= out["eval/auc"] > 0.5  # learned, below the truth
+    assert out["eval/logloss_ceiling"] <= out["eval/logloss"]
+    # a single-item agent is no longer at 1 by construction: its ranking of all 20 candidates
+    assert 0.25 < out["eval/recall@k"] < out["eval/recall@k_ceiling"] < 1.0
 
 
 @pytest.mark.parametrize(
@@ -114,14 +130,14 @@ def test_click_prob_ceiling_is_at_least_the_greedy_models_auc_on_the_same_data()
     [(RandomAgent, "click"), (PopularityAgent, "click"), (LinUCB, "engagement")],
 )
 def test_no_click_keys_for_agents_without_a_click_model(cls, reward):
-    log = evaluated(cls, reward, learn=320)
-    assert log.metrics() == {}
-    assert "eval/auc_ceiling" in log.ceiling_metrics()  # the data were there
+    out = evaluated(cls, reward, learn=320)
+    assert not KEYS - {"eval/recall@k"} & set(out)
+    # they rank, so recall@k is defined for them, beside the same ceiling as any other agent's
+    assert "eval/recall@k" in out and "eval/recall@k_ceiling" in out
 
 
 def test_oracle_predictions_are_the_ceiling_and_linucb_on_clicks_gets_keys():
-    log = evaluated(OracleAgent, "click", learn=16)
-    assert log.metrics() == {
-        k.removesuffix("_ceiling"): v for k, v in log.ceiling_metrics().items()
-    }
-    assert set(evaluated(LinUCB, "click", learn=320).metrics()) == KEYS
+    out = evaluated(OracleAgent, "click", learn=16)
+    agent = {k: v for k, v in out.items() if k.removeprefix("eval/") in CLICK_METRIC_NAMES}
+    assert agent == ceilings(out)  # every click and ranking metric of the oracle is its ceiling
+    assert set(evaluated(LinUCB, "click", learn=320)) >= KEYS

@@ -26,8 +26,16 @@ def test_the_runner_writes_exactly_the_schema(tmp_path, tiny_cfg):
     metrics = set(summary) - NOT_METRICS
     allowed = set(schema.summary_metric_names())
     assert metrics <= allowed, metrics - allowed
-    # random does not train, has no click model; the frozen copies are measured on request only
-    optional = {*schema.TRAIN_KEYS, *schema.CLICK_KEYS, *schema.FROZEN_RECOVERY_KEYS}
+    # random does not train, has no click model; the frozen copies and the references are
+    # measured on request only
+    optional = {
+        *schema.TRAIN_KEYS,
+        *schema.CLICK_KEYS,
+        *schema.FROZEN_RECOVERY_KEYS,
+        *schema.REFERENCE_KEYS,
+    }
+    # random ranks (at random): recall@k is defined for it, beside the ceiling of the same batch
+    assert set(schema.RANKING_KEYS) <= metrics
     missing = allowed - metrics - optional
     assert not missing, missing
     logged = {line.split(",")[1] for line in (tmp_path / "metrics.csv").read_text().split()[1:]}

@@ -15,6 +15,7 @@ import numpy as np
 
 from experiments.analysis import stats
 from experiments.analysis.compare.load import Run
+from experiments.analysis.compare.time_to_good import time_to_good_section
 from experiments.analysis.schema import COMPARE_METRICS, lower_is_better
 
 
@@ -336,6 +337,7 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
         "groups": group_results,
         "group_order": order,
         "comparisons": comparisons,
+        "time_to_good": time_to_good_section(groups, order),
         "not_completed": [
             {
                 "path": r.path,

@@ -11,6 +11,7 @@ from typing import Any
 
 from experiments.analysis.compare.aggregate import Settings, _nan_to_none, group_label
 from experiments.analysis.compare.load import Run
+from experiments.analysis.compare.time_to_good import render_time_to_good
 from experiments.analysis.schema import arrow, better
 
 
@@ -132,6 +133,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                 f"| {m} | {_fmt(row['poi'], 3)} | {_ci_cell(row, 'ci')} | {n[0]}, {n[1]} | {paired} | {row.get('note', '')} |"
             )
         lines.append("")
+    lines += render_time_to_good(results.get("time_to_good"))
     figures = results.get("figures") or {}
     if figures.get("curves"):
         lines += ["## Learning curves", ""]

@@ -1,5 +1,6 @@
-"""Cost of the click metrics in the periodic evaluation: evaluate() of a trained greedy agent on
-32 fresh users with and without them, alternating in one process (median of 8).
+"""Cost of the click and ranking metrics in the periodic evaluation (their fixed batch): evaluate()
+of a trained greedy agent on 32 fresh users with and without them, alternating in one process
+(median of 8).
 
     OMP_NUM_THREADS=1 .venv/bin/python docs/studies/recovery/scripts/click_metrics_overhead.py
 """
@@ -24,12 +25,12 @@ def make():
     return RecSimVectorEnv(num_envs=32, world=core.world, **core.config.to_dict())
 
 
-orig = ev._click_log
+orig = ev.draw_fixed_batch
 ev.evaluate(agent, make(), seed=1)  # warm-up (sklearn import)
 t = {"with": [], "without": []}
 for rep in range(8):
     for mode in ("without", "with"):
-        ev._click_log = orig if mode == "with" else (lambda a, k: (None, None))
+        ev.draw_fixed_batch = orig if mode == "with" else (lambda env, **kw: None)
         t0 = time.perf_counter()
         m = ev.evaluate(agent, make(), seed=100 + rep)
         t[mode].append(time.perf_counter() - t0)
