@@ -75,3 +75,15 @@ def test_compare_reports_the_per_world_spread_and_which_pairs_separate(tmp_path)
     assert "norecords" not in report.split("## Recovery time between worlds")[1].split("##")[0]
     saved = json.loads((out / "results.json").read_text())
     assert saved["recovery_spread"]["pairs"][0]["separable"] is True
+
+
+def test_without_compare_pairs_more_than_three_groups_get_the_spread_table_only(tmp_path):
+    sweep = tmp_path / "sweep"
+    for agent in ("fast", "slow", "other", "another"):  # times(): all but "slow" are fast
+        for seed in (0, 1):
+            write_run(sweep / f"{agent}_{seed}", agent, seed)
+    results = compare_runs([sweep], tmp_path / "report", plots=False, reps=200)
+    spread = results["recovery_spread"]
+    assert len(spread["groups"]) == 4 and spread["pairs"] == []
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Which pairs the data separate: pass `--compare A B`." in report

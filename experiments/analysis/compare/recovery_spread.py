@@ -3,9 +3,10 @@
 From each completed run's ``recovery.npz`` records (the main stream's events; the frozen copies
 are left out), an event table with ``world`` = the run's seed (``task/seed`` with ``--tasks``),
 then :func:`experiments.analysis.recovery_spread.recovery_spread`: per group the per-world spread
-of the KM mean recovery time, and per pair (the ``--compare`` pairs, else every pair) whether
-the data separate the two (a hierarchical bootstrap over worlds and events, paired by world) and
-how many events per world would. Present only when some run has recovery records; computed
+of the KM mean recovery time, and per pair (the ``--compare`` pairs; without them every pair when
+there are at most :data:`ALL_PAIRS_UP_TO` groups) whether the data separate the two (a
+hierarchical bootstrap over worlds and events, paired by world) and how many events per world
+would. Present only when some run has recovery records; computed
 whether or not figures are drawn.
 """
 
@@ -20,6 +21,7 @@ from experiments.analysis.compare.load import Run
 from experiments.analysis.recovery_spread import event_rows, recovery_spread
 
 REPS = 2000  # hierarchical bootstrap resamples (each resamples every world's events)
+ALL_PAIRS_UP_TO = 3  # groups; with more, only the --compare pairs (a few seconds each)
 
 
 def spread_from_runs(runs: Sequence[Run], settings: Settings) -> dict[str, Any] | None:
@@ -38,7 +40,11 @@ def spread_from_runs(runs: Sequence[Run], settings: Settings) -> dict[str, Any] 
     if not table:
         return None
     groups = {r["group"] for r in table}
-    pairs = [(a, b) for a, b in settings.compare if a in groups and b in groups] or None
+    pairs: list[tuple[str, str]] | None = [
+        (a, b) for a, b in settings.compare if a in groups and b in groups
+    ]
+    if not pairs and len(groups) <= ALL_PAIRS_UP_TO:
+        pairs = None  # every pair
     reps = min(REPS, settings.reps)
     out = recovery_spread(
         table, pairs, reps=reps, confidence=settings.confidence, seed=settings.seed
@@ -95,7 +101,9 @@ def render_spread(entry: Mapping[str, Any] | None) -> list[str]:
             f"{_n(g['iqr'])} [{_n(g['q25'])}, {_n(g['q75'])}] | {_n(g['range'])} | "
             f"{_n(g['ratio'])} | {_n(g['sd'])} | {_n(event_sd)} | {_n(world_sd)} |"
         )
-    if entry["pairs"]:
+    if not entry["pairs"]:
+        lines += ["", "Which pairs the data separate: pass `--compare A B`."]
+    else:
         lines += [
             "",
             f"Pairs, by world (the same seed is the same world for both): A − B = mean over worlds "
