@@ -87,3 +87,19 @@ def test_without_compare_pairs_more_than_three_groups_get_the_spread_table_only(
     assert len(spread["groups"]) == 4 and spread["pairs"] == []
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Which pairs the data separate: pass `--compare A B`." in report
+
+
+def test_one_world_renders_without_a_spread():
+    from experiments.analysis.compare.recovery_spread import _json_ready, render_spread
+    from experiments.analysis.recovery_spread import recovery_spread
+
+    table = [
+        {"group": g, "world": 0, "event": k, "time": t, "recovered": True}
+        for g in ("A", "B")
+        for k, t in enumerate([0.0, 100.0, 30_000.0])
+    ]
+    entry = _json_ready(recovery_spread(table, [("A", "B")], reps=50))
+    json.dumps(entry, allow_nan=False)  # results.json allows no nan / inf
+    text = "\n".join(render_spread(entry))
+    assert "| A | 1 | 3 | 10,033 |" in text and "n/a" in text
+    assert "| A vs B | 1 |" in text and "| no |" in text
