@@ -26,8 +26,10 @@ world):
 - :func:`events_needed`: the events per world for a target SD of the per-world value, from
   ``var(per-world value) ≈ world_var + event_var / n`` (``inf`` when ``world_var`` alone exceeds
   it: then more events cannot help, only pairing or more worlds); :func:`separation` applies it
-  to the paired difference at the CI's confidence (``events_to_separate``) and to the spread
-  criterion (``events_for_spread``).
+  to the paired difference at the CI's confidence (``events_to_separate``: for a test that counts
+  the event noise once, as expected of the per-world values; the two-stage bootstrap, which
+  counts it twice, may need up to twice as many) and to the spread criterion
+  (``events_for_spread``).
 
 The KM mean is the restricted mean up to the largest time, as everywhere in the project; the
 bootstrap evaluates it on resampled events exactly (:func:`km_means_weighted`, checked against

@@ -111,7 +111,8 @@ def render_spread(entry: Mapping[str, Any] | None) -> list[str]:
             "hierarchical bootstrap (worlds, then each world's events; conservative). "
             "*Separable?*: the CI excludes 0. *Spread < |A − B|*: both groups' between-world SD "
             "is below the difference. *Events to separate* / *for spread*: events per world "
-            "that would make the CI exclude 0 at this many worlds / bring both SDs below the "
+            "that would make a CI exclude 0 at this many worlds (counting the event noise once; "
+            "this bootstrap may need up to twice as many) / bring both SDs below the "
             "difference, from the measured event and world parts (∞: the world part alone is "
             "too large, or there is no difference).",
             "",
