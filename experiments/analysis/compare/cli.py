@@ -40,6 +40,7 @@ from typing import Any
 from experiments.analysis.compare.aggregate import Settings, _nan_to_none, analyse, split_keys
 from experiments.analysis.compare.load import Run, discover_runs
 from experiments.analysis.compare.plots import plot_all
+from experiments.analysis.compare.recovery_spread import spread_from_runs
 from experiments.analysis.compare.report import write_outputs
 from experiments.analysis.schema import COMPARE_CURVES, LABEL_KEYS
 from recsim_env.validation import ConfigError, check_bool, check_int, check_real
@@ -200,6 +201,9 @@ def compare_runs(
         results["figures"] = plot_all(runs, results, settings, out_dir)
     else:
         results["figures"] = {}
+    spread = spread_from_runs(runs, settings)  # recovery time between worlds (issue 23)
+    if spread is not None:
+        results["recovery_spread"] = spread
     write_outputs(runs, results, settings, out_dir)
     return results
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from experiments.analysis.compare.aggregate import Settings, _nan_to_none, group_label
 from experiments.analysis.compare.load import Run
+from experiments.analysis.compare.recovery_spread import render_spread
 from experiments.analysis.compare.time_to_good import render_time_to_good
 from experiments.analysis.schema import arrow, better
 
@@ -210,6 +211,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         if recovery.get("skipped"):
             lines.append(f"- left out (other recovery settings): {', '.join(recovery['skipped'])}")
         lines.append("")
+    lines += render_spread(results.get("recovery_spread"))
     if figures.get("final_metrics"):
         lines += ["## Final metrics", "", f"![final metrics]({figures['final_metrics']})", ""]
     for hm in figures.get("heatmaps") or []:
