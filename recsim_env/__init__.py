@@ -58,7 +58,7 @@ for _id, _kwargs in ENV_IDS.items():
         register(
             id=_id,
             entry_point="recsim_env.env:RecSimEnv",
-            vector_entry_point="recsim_env.vector_env:RecSimVectorEnv",
+            vector_entry_point="recsim_env.vector_env:make_vector_env",
             kwargs=dict(_kwargs),
         )
 
