@@ -15,6 +15,7 @@ import difflib
 import importlib
 import inspect
 from collections.abc import Mapping
+from dataclasses import MISSING as MISSING_FIELD
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,14 @@ class ProtocolConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """``conf/env/*.yaml``: a registered id, the number of parallel users, simulator kwargs."""
+    """``conf/env/*.yaml``: a registered id, the number of parallel users, simulator kwargs, and
+    the training env's ``autoreset_mode`` (``same_step``, the default, as every run before it was
+    an option; or ``next_step``, Gymnasium's: see recsim_env/core_autoreset.py)."""
 
     id: str
     num_envs: int
     kwargs: dict[str, Any]
+    autoreset_mode: str = "same_step"  # a default: run dirs written before the key resume as is
 
     def __post_init__(self) -> None:
         import gymnasium
@@ -111,6 +115,10 @@ class EnvConfig:
         check_int("env.num_envs", self.num_envs, 1)
         if not isinstance(self.kwargs, Mapping):
             fail("env.kwargs", self.kwargs, "a mapping of simulator parameters")
+        from recsim_env.core_autoreset import AUTORESET_MODES
+
+        if self.autoreset_mode not in AUTORESET_MODES:
+            fail("env.autoreset_mode", self.autoreset_mode, " or ".join(AUTORESET_MODES))
 
     def make_kwargs(self) -> dict[str, Any]:
         """The kwargs to pass to the simulator: ``null`` means "the simulator's default"."""
@@ -203,14 +211,18 @@ def _section(cls: type[Any], key: str, node: Mapping[str, Any]) -> Any:
     """``cls(**node)`` after checking that ``node`` has exactly ``cls``'s keys."""
     names = [f.name for f in fields(cls)]
     check_keys(key, node, names)
-    missing = [n for n in names if n not in node]
+    missing = [
+        f.name
+        for f in fields(cls)
+        if f.name not in node and f.default is MISSING_FIELD and f.default_factory is MISSING_FIELD
+    ]
     if missing:
         where = f"{key}." if key else ""
         raise ConfigError(
             f"the config does not set {', '.join(where + m for m in missing)} "
             f"(conf/{key or 'config'}{'/<option>' if key else ''}.yaml must)"
         )
-    return cls(**{n: node[n] for n in names})
+    return cls(**{n: node[n] for n in names if n in node})
 
 
 def validate(cfg: DictConfig) -> RunConfig:
