@@ -136,7 +136,8 @@ class RecSimVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         """``close()``: any later ``step``/``reset`` raises ``ClosedEnvironmentError``."""
-        self.core.close()
+        if hasattr(self, "core"):  # not when __init__ failed (Gymnasium's __del__ closes too)
+            self.core.close()
 
     def __repr__(self) -> str:
         return (

@@ -241,7 +241,7 @@ def test_gymnasium_vector_wrappers_accept_the_env_and_agree_with_final_info():
             theirs += list(zip(ep["r"][info["_episode"]], ep["l"][info["_episode"]], strict=True))
     assert len(ours) >= 50
     np.testing.assert_allclose(np.array(theirs), np.array(ours), rtol=1e-5)
-    with pytest.raises(ValueError, match="autoreset_mode"):
+    with pytest.raises((ValueError, AssertionError)):  # gymnasium 1.2: an assert
         gym.wrappers.vector.NormalizeObservation(
             gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=2, autoreset_mode=SAME)
         )
