@@ -228,6 +228,12 @@ def live_rows(info: Mapping[str, Any] | None) -> np.ndarray | None:
     return None if mask is None else np.flatnonzero(~mask)
 
 
+def is_pure_reset(info: Mapping[str, Any] | None) -> bool:
+    """Every row of the step was a reset step (no user was served: no transition at all)."""
+    mask = reset_rows(info)
+    return mask is not None and bool(mask.all())
+
+
 def user_steps(info: Mapping[str, Any] | None, num_envs: int) -> int:
     """User-steps a vector step counts: ``num_envs`` less its reset steps."""
     mask = reset_rows(info)
@@ -360,6 +366,9 @@ class OnlineAgent(ABC):
                 # observe() skips them, and they are no user-steps (SAME_STEP: none, no cost)
                 next_info = mark_reset_steps(self.env, next_info, self._last_done)
                 self._last_done = np.logical_or(terminated, truncated)
+                if is_pure_reset(next_info):  # nobody was served: nothing to see or count
+                    obs, info = self._last_obs, self._last_info = next_obs, next_info
+                    continue
                 step = (next_obs, rewards, terminated, truncated, next_info)
                 final_obs = final_observations(next_obs, next_info)
                 self.observe(obs, actions, rewards, final_obs, terminated, truncated, next_info)

@@ -42,6 +42,7 @@ from agents.base import (
     Transition,
     agent_traits,
     final_observations,
+    is_pure_reset,
     mark_reset_steps,
     user_steps,
 )
@@ -255,6 +256,9 @@ class FrozenAgent:
             next_obs, next_info = step[0], step[4]
             next_info = mark_reset_steps(self.env, next_info, self._last_done)
             self._last_done = np.logical_or(step[2], step[3])
+            if is_pure_reset(next_info):  # nobody was served: no step to count or report
+                obs, info = self._obs, self._info = next_obs, next_info
+                continue
             step = (*step[:4], next_info)
             final_obs = final_observations(next_obs, next_info)
             self.frozen_steps += user_steps(next_info, self.num_envs)  # reset steps: none

@@ -186,7 +186,9 @@ def test_instantiated_from_a_hydra_config():
     assert agent.hyperparameters()["hidden_sizes"] == [16, 16]
 
 
-@pytest.mark.parametrize("autoreset_mode", ["same_step", "next_step"])
+@pytest.mark.parametrize(  # the NEXT_STEP run doubles a > 30 s test: make test-slow
+    "autoreset_mode", ["same_step", pytest.param("next_step", marks=pytest.mark.slow)]
+)
 def test_sb3_dqn_beats_random_on_stationary_users(autoreset_mode):
     """SB3's own loop over RecSimVecEnv: under NEXT_STEP (make_vec's default) RecSimVecEnv
     resets ended users at once, which is exactly the SAME_STEP stream SB3 expects."""
