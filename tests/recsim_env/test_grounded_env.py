@@ -436,7 +436,9 @@ def test_new_users_are_drawn_by_activity():
 
 
 def test_a_returning_user_stays_the_same_real_user():
-    envs = gym.make_vec(ML, autoreset_mode="same_step", num_envs=256, lifetime_ticks=400, max_session_steps=5)
+    envs = gym.make_vec(
+        ML, autoreset_mode="same_step", num_envs=256, lifetime_ticks=400, max_session_steps=5
+    )
     _, info = envs.reset(seed=1)
     user = info["user_id"].copy()
     returned = renewed = 0
