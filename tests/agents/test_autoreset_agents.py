@@ -97,7 +97,7 @@ def test_gymnasiums_own_next_step_vector_envs_get_their_reset_steps_marked():
     """A SyncVectorEnv of single envs does not mark its reset steps: the loop derives them from
     the previous step's ends (``mark_reset_steps``)."""
     env = gym.make_vec("recsim_env/Stationary-v0", num_envs=3, vectorization_mode="sync",
-                       max_session_steps=4)  # fmt: skip
+                       max_session_steps=6, budget_min=1.0, budget_max=8.0)  # fmt: skip
     done = np.array([True, False, True])
     info = mark_reset_steps(env, {}, done)
     np.testing.assert_array_equal(info[RESET_STEP_KEY], done)

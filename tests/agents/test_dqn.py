@@ -627,7 +627,9 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, overrides, autoreset
     n1, n2 = 1_200, 800
 
     def make_env(n):
-        return make_mode_env(n, autoreset_mode=autoreset_mode, max_session_steps=12)
+        return make_mode_env(
+            n, autoreset_mode=autoreset_mode, max_session_steps=12, budget_min=2.0, budget_max=14.0
+        )  # sessions that end at different steps: partial reset steps under NEXT_STEP
 
     full_agent = DQNAgent(make_env(4), **hp)
     full_rec = Recorder()
