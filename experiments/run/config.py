@@ -15,7 +15,6 @@ import difflib
 import importlib
 import inspect
 from collections.abc import Mapping
-from dataclasses import MISSING as MISSING_FIELD
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -96,13 +95,13 @@ class ProtocolConfig:
 @dataclass(frozen=True)
 class EnvConfig:
     """``conf/env/*.yaml``: a registered id, the number of parallel users, simulator kwargs, and
-    the training env's ``autoreset_mode`` (``same_step``, the default, as every run before it was
-    an option; or ``next_step``, Gymnasium's: see recsim_env/core_autoreset.py)."""
+    the training env's ``autoreset_mode`` (``same_step``, conf/'s default, as every run before it
+    was an option; or ``next_step``, Gymnasium's: see recsim_env/core_autoreset.py)."""
 
     id: str
     num_envs: int
     kwargs: dict[str, Any]
-    autoreset_mode: str = "same_step"  # a default: run dirs written before the key resume as is
+    autoreset_mode: str
 
     def __post_init__(self) -> None:
         import gymnasium
@@ -211,18 +210,14 @@ def _section(cls: type[Any], key: str, node: Mapping[str, Any]) -> Any:
     """``cls(**node)`` after checking that ``node`` has exactly ``cls``'s keys."""
     names = [f.name for f in fields(cls)]
     check_keys(key, node, names)
-    missing = [
-        f.name
-        for f in fields(cls)
-        if f.name not in node and f.default is MISSING_FIELD and f.default_factory is MISSING_FIELD
-    ]
+    missing = [n for n in names if n not in node]
     if missing:
         where = f"{key}." if key else ""
         raise ConfigError(
             f"the config does not set {', '.join(where + m for m in missing)} "
             f"(conf/{key or 'config'}{'/<option>' if key else ''}.yaml must)"
         )
-    return cls(**{n: node[n] for n in names if n in node})
+    return cls(**{n: node[n] for n in names})
 
 
 def validate(cfg: DictConfig) -> RunConfig:

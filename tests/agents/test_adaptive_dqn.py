@@ -478,7 +478,9 @@ def _assert_adaptive_recovers_faster(rows):
     assert np.all(np.isfinite(plain)) and np.all(np.isfinite(adaptive))
     print(f"mean over seeds: plain {plain.mean() / B:.0f}, adaptive {adaptive.mean() / B:.0f}")
     assert adaptive.mean() < 0.9 * plain.mean(), (plain / B, adaptive / B)
-    assert np.sum(adaptive < plain) > np.sum(adaptive > plain), (plain / B, adaptive / B)
+    # a tie is closer than one vector step (under NEXT_STEP user-steps are no multiple of B)
+    won, lost = np.sum(adaptive < plain - B), np.sum(adaptive > plain + B)
+    assert won > lost, (plain / B, adaptive / B)
     assert sum(a.num_recovered for _, _, a, _ in rows) >= sum(
         p.num_recovered for _, p, _, _ in rows
     )

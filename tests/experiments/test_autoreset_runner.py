@@ -89,3 +89,17 @@ def test_a_next_step_run_completes(agent, tmp_path, tiny_cfg):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["num_timesteps"] >= 640
     assert 0 < summary["online/session_length"] <= 200
+
+
+def test_a_run_dir_saved_before_the_key_resumes_as_same_step(tmp_path, tiny_cfg):
+    """config.yaml of a run written before env.autoreset_mode existed: resumed as same_step (what
+    every such run was), extended to more steps."""
+    run(tiny_cfg("agent=random"), run_dir=tmp_path)
+    path = tmp_path / "config.yaml"
+    text = path.read_text()
+    assert "autoreset_mode: same_step" in text
+    path.write_text(text.replace("  autoreset_mode: same_step\n", ""))
+    extend = ["agent=random", "resume=true", "protocol.total_steps=960"]
+    run(tiny_cfg(*extend), run_dir=tmp_path, overrides=extend)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["num_timesteps"] == 960
