@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 1
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install run test test-slow bench lint typecheck format docs clean
+.PHONY: install run test test-slow test-clients bench lint typecheck format docs clean
 
 install: $(STAMP)
 
@@ -27,12 +27,24 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --timeout=900
 
 # The slow tests include the Ray and SLURM (submitit) launchers: install those extras first.
+# The RL clients' tests (TorchRL, RLlib: tests/clients) run in a venv of their own, $(CLIENTS_VENV)
+# with the `clients` extra: ray[rllib] pins gymnasium 1.2.2, which would downgrade .venv's.
 # (hydra-ray-launcher needs cloudpickle<3, so pip picks joblib<1.6 in this environment.)
 # Ray is tested at 2.60.0 (token authentication): each Ray test runs with and without an auth
 # token in a temporary HOME, so a token in your own ~/.ray does not change the result.
 test-slow: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[all,dev,ray,slurm]"
-	$(PY) -m pytest -q -m slow --timeout=1800
+	$(PY) -m pytest -q -m slow --timeout=1800 --ignore=tests/clients
+	$(MAKE) test-clients
+
+CLIENTS_VENV ?= .venv-clients
+CLIENTS_PY := $(CLIENTS_VENV)/bin/python
+
+test-clients:
+	test -x $(CLIENTS_PY) || python3 -m venv $(CLIENTS_VENV)
+	$(CLIENTS_PY) -c "import torch" 2>/dev/null || $(CLIENTS_PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(CLIENTS_PY) -m pip install --quiet -e ".[all,dev,clients]"
+	$(CLIENTS_PY) -m pytest -q -m slow --timeout=1800 tests/clients
 
 bench: $(STAMP)
 	$(VENV)/bin/recsim-bench
@@ -61,4 +73,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) outputs multirun wandb tune bench_results site .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(CLIENTS_VENV) outputs multirun wandb tune bench_results site .pytest_cache .mypy_cache

@@ -206,6 +206,64 @@ def agent_traits(agent: Any) -> AgentTraits:
     return _class_traits(type(agent))
 
 
+#: ``info[RESET_STEP_KEY]`` (bool ``(B,)``): rows whose step was a NEXT_STEP *reset step* (the
+#: step after their episode ended: action ignored, reward 0, the next user's first observation
+#: returned). Not a user-step: learners skip those rows, and neither counts nor metrics see them.
+RESET_STEP_KEY = "reset_step"
+
+
+def reset_rows(info: Mapping[str, Any] | None) -> np.ndarray | None:
+    """The rows of a step that were reset steps (see :data:`RESET_STEP_KEY`), or ``None`` when
+    there were none (always ``None`` under SAME_STEP autoreset)."""
+    mask = None if info is None else info.get(RESET_STEP_KEY)
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    return mask if mask.any() else None
+
+
+def live_rows(info: Mapping[str, Any] | None) -> np.ndarray | None:
+    """Indices of the rows that were real user-steps, or ``None`` when all of them were."""
+    mask = reset_rows(info)
+    return None if mask is None else np.flatnonzero(~mask)
+
+
+def is_pure_reset(info: Mapping[str, Any] | None) -> bool:
+    """Every row of the step was a reset step (no user was served: no transition at all)."""
+    mask = reset_rows(info)
+    return mask is not None and bool(mask.all())
+
+
+def user_steps(info: Mapping[str, Any] | None, num_envs: int) -> int:
+    """User-steps a vector step counts: ``num_envs`` less its reset steps."""
+    mask = reset_rows(info)
+    return num_envs if mask is None else num_envs - int(mask.sum())
+
+
+def take_rows(info: Mapping[str, Any], rows: np.ndarray, num_envs: int) -> Info:
+    """``info`` restricted to ``rows`` (arrays with a leading batch axis; other entries as is)."""
+    out: Info = {}
+    for key, value in info.items():
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == num_envs:
+            out[key] = value[rows]
+        elif isinstance(value, Mapping):
+            out[key] = take_rows(value, rows, num_envs)
+        else:
+            out[key] = value
+    return out
+
+
+def mark_reset_steps(env: Any, info: Info, prev_done: np.ndarray | None) -> Info:
+    """Add :data:`RESET_STEP_KEY` for a NEXT_STEP vector env that does not mark its reset steps
+    itself (Gymnasium's ``SyncVectorEnv``/``AsyncVectorEnv``): the rows done at the last step."""
+    if RESET_STEP_KEY in info or prev_done is None or not prev_done.any():
+        return info
+    mode = getattr(env, "metadata", {}).get("autoreset_mode")
+    if getattr(mode, "value", mode) != "NextStep":
+        return info
+    return {**info, RESET_STEP_KEY: prev_done}
+
+
 def final_observations(next_obs: np.ndarray, info: Info) -> np.ndarray:
     """The true last observations of a step under same-step autoreset.
 
@@ -260,6 +318,7 @@ class OnlineAgent(ABC):
         self.num_timesteps = 0
         self._last_obs: np.ndarray | None = None
         self._last_info: Info | None = None
+        self._last_done: np.ndarray | None = None  # for NEXT_STEP envs that do not mark resets
 
     # ------------------------------------------------------------------ what subclasses write
     @abstractmethod
@@ -278,7 +337,9 @@ class OnlineAgent(ABC):
         truncated: np.ndarray,
         info: Info,
     ) -> None:
-        """See one vector step (``next_obs`` already holds final observations of ended sessions)."""
+        """See one vector step (``next_obs`` already holds final observations of ended sessions).
+        Rows marked in ``info[RESET_STEP_KEY]`` (:func:`reset_rows`) were NEXT_STEP reset steps,
+        not transitions: learn nothing from them."""
 
     def update(self) -> dict[str, float]:
         """Learn from what was observed; return scalars to log."""
@@ -301,10 +362,18 @@ class OnlineAgent(ABC):
                     actions = self.act(obs, explore=True)
                 step = self.env.step(actions)
                 next_obs, rewards, terminated, truncated, next_info = step
+                # NEXT_STEP autoreset: rows marked in next_info[RESET_STEP_KEY] were reset steps;
+                # observe() skips them, and they are no user-steps (SAME_STEP: none, no cost)
+                next_info = mark_reset_steps(self.env, next_info, self._last_done)
+                self._last_done = np.logical_or(terminated, truncated)
+                if is_pure_reset(next_info):  # nobody was served: nothing to see or count
+                    obs, info = self._last_obs, self._last_info = next_obs, next_info
+                    continue
+                step = (next_obs, rewards, terminated, truncated, next_info)
                 final_obs = final_observations(next_obs, next_info)
                 self.observe(obs, actions, rewards, final_obs, terminated, truncated, next_info)
                 metrics = self.update()
-                self.num_timesteps += self.num_envs
+                self.num_timesteps += user_steps(next_info, self.num_envs)
                 prev_obs, obs, info = obs, next_obs, next_info
                 self._last_obs, self._last_info = obs, info
                 if callback is not None and not callback.on_step(

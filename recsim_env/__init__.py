@@ -7,6 +7,12 @@ Importing the package registers the environment ids::
 
     env = gym.make("recsim_env/DriftingUsers-v0", drift="abrupt")
     envs = gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=1024)  # the native batched env
+    # autoreset: AutoresetMode.NEXT_STEP (Gymnasium's; make_vec's default) or SAME_STEP (SB3's)
+    envs = gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=1024, autoreset_mode="same_step")
+
+A process that has not imported ``recsim_env`` (a subprocess of ``AsyncVectorEnv``, TorchRL's
+``GymEnv(id, num_envs=N)``, a remote RLlib env runner) finds the ids through the module form
+``"recsim_env:recsim_env/DriftingUsers-v0"``: ``gymnasium.make`` imports ``recsim_env`` first.
 
 ``recsim_env/MovieLens-v0`` is calibrated to a real log (``SimConfig.calibration``, see
 :mod:`recsim_env.grounding`); any id takes ``calibration=<dir>`` with a bundle of ``recsim-calibrate``.
@@ -58,7 +64,7 @@ for _id, _kwargs in ENV_IDS.items():
         register(
             id=_id,
             entry_point="recsim_env.env:RecSimEnv",
-            vector_entry_point="recsim_env.vector_env:RecSimVectorEnv",
+            vector_entry_point="recsim_env.vector_env:make_vector_env",
             kwargs=dict(_kwargs),
         )
 

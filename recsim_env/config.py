@@ -310,8 +310,12 @@ class SimConfig:
                 if c
             ]
             hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            # Python's own wording first: callers such as TorchRL's GymEnv match on it (it
+            # retries without `frameskip` only when the error reads like this)
+            more = f" (and {unknown[1:]})" if len(unknown) > 1 else ""
             raise UnknownParameterError(
-                f"unknown simulator parameter(s) {unknown}{hint}; known parameters: {known}"
+                f"{cls.__name__}.__init__() got an unexpected keyword argument {unknown[0]!r}"
+                f"{more}: unknown simulator parameter(s) {unknown}{hint}; known parameters: {known}"
             )
         if kwargs.get("calibration") is not None:
             from recsim_env.grounding import resolve_calibration

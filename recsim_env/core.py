@@ -6,8 +6,8 @@ user ``i`` of a vector env sees exactly what a single env with ``user_index=i`` 
 
 Order of one step at counter t: resolve the action on the candidates shown (click drawn at t) →
 user dynamics → world tick (clock, churn, drift; owners only) → drift pull → termination →
-counter t+1 → new candidates (drawn at t+1) → new users for ended sessions (drawn at t+1, same-step
-autoreset) → observation and ground truth for the new candidates.
+counter t+1 → new candidates (drawn at t+1) → new users for ended sessions (drawn at t+1; with
+``next_step`` autoreset one step later, :mod:`recsim_env.core_autoreset`) → observation and truth.
 
 With ``returning_users`` (see :mod:`recsim_env.returning`) the termination step also decides, for
 every session that ended, whether and after which gap the user comes back (drawn at t from the
@@ -44,6 +44,7 @@ from recsim_env.choice import (
     slate_click_probs,
 )
 from recsim_env.config import CATALOGUE_MAX_BYTES, SimConfig
+from recsim_env.core_autoreset import AutoresetSteps, mask_idle
 from recsim_env.core_lifetime import LifetimeSteps
 from recsim_env.core_state import CoreState
 from recsim_env.observation import RETURNING_USER_FEATURES, ObsLayout
@@ -60,8 +61,7 @@ class ResetNeededError(ResetNeeded, RuntimeError):
 
 
 class ClosedEnvError(ClosedEnvironmentError, RuntimeError):
-    """``step``/``reset`` after ``close()`` (Gymnasium's ``ClosedEnvironmentError``, and a
-    ``RuntimeError``)."""
+    """``step``/``reset`` after ``close()`` (``ClosedEnvironmentError``, and a ``RuntimeError``)."""
 
 
 BATCH_MAX_BYTES = CATALOGUE_MAX_BYTES  # the same documented cap for the per-user arrays
@@ -96,10 +96,6 @@ def assert_finite(arrays: dict[str, Any], where: str, clock: int) -> None:
             and not np.isfinite(value).all()
         ):
             raise AssertionError(f"non-finite {name} in {where}() at clock {clock}")
-
-
-def _fingerprint(calibration: Any) -> str | None:
-    return None if calibration is None else calibration.fingerprint
 
 
 def layout_for(cfg: SimConfig) -> ObsLayout:
@@ -148,7 +144,7 @@ def _check_world(world: Any, cfg: SimConfig) -> None:
         )
 
 
-class BatchedCore(LifetimeSteps, CoreState):
+class BatchedCore(LifetimeSteps, AutoresetSteps, CoreState):
     def __init__(
         self,
         cfg: SimConfig,
@@ -163,8 +159,8 @@ class BatchedCore(LifetimeSteps, CoreState):
         _check_batch_size(cfg, batch, layout_for(cfg).size)
         if world is not None:
             # the calibration first: it explains every other difference between the two configs
-            if _fingerprint(getattr(world, "calibration", None)) != _fingerprint(
-                cfg.resolved_calibration
+            if getattr(getattr(world, "calibration", None), "fingerprint", None) != getattr(
+                cfg.resolved_calibration, "fingerprint", None
             ):
                 raise ConfigError(
                     f"a shared world must have the same calibration (the world's: "
@@ -191,6 +187,9 @@ class BatchedCore(LifetimeSteps, CoreState):
         self.candidates = np.zeros((batch, cfg.num_candidates), np.int64)
         self.obs = np.zeros((batch, self.layout.size), np.float32)
         self.ready = False  # reset() (or load_state_dict) done: there is something to act on
+        # next_step autoreset: rows whose next step is a reset step (see core_autoreset.py)
+        self.pending = np.zeros(batch, bool)
+        self.any_pending = False
         self.closed = False
         # NaN/inf guard on everything an agent receives; off by default (measured +10–15 % per step
         # at B = 4096), on under the tests (tests/recsim_env/conftest.py sets RECSIM_CHECK_FINITE=1)
@@ -227,15 +226,23 @@ class BatchedCore(LifetimeSteps, CoreState):
         self._next_users(self._rows)
         self._observe(self._rows)
         info = self._candidate_info()
+        self.pending[:], self.any_pending = False, False
         self.ready = True
         if self.check_finite:
             assert_finite({"observation": self.obs, **info}, "reset", self.world.clock)
         return self.obs, info
 
     # ------------------------------------------------------------------------------ step
-    def step(self, actions: np.ndarray, *, autoreset: bool = True):
+    def step(self, actions: np.ndarray, *, autoreset: bool | str = True):
+        """``autoreset``: ``True``, ``"next_step"`` (:mod:`recsim_env.core_autoreset`) or ``False``."""
         if self.closed or not self.ready:
             self.check_usable("step")
+        idle = snapshot = None  # next_step: the rows whose step is a reset step
+        if self.any_pending:
+            if self.pending.all():
+                return self._pure_reset_step()
+            idle, idle_rows = self.pending, np.flatnonzero(self.pending)
+            snapshot = self._snapshot(idle_rows) if self.returning else None
         cfg, users, cat = self.cfg, self.users, self.world.catalogue
         rows = self._rows
         u = crng.uniforms(self._keys[2], self.slots, self.counter, 1)[:, 0]
@@ -259,6 +266,9 @@ class BatchedCore(LifetimeSteps, CoreState):
             regret = self._best_value - self._expected[rows, chosen]
             shown_topics = None
             pos = np.zeros(self.batch, np.int64)
+        if idle is not None:  # a reset step: its action is ignored (no click, no regret)
+            clicked &= ~idle
+            regret[idle] = 0.0
         item = self.candidates[rows, chosen]
         topics = cat.topics[item]
         # read before the world tick: churn may replace the item in its catalogue slot
@@ -279,6 +289,9 @@ class BatchedCore(LifetimeSteps, CoreState):
             users.pull_towards(self._drift_target(), cfg.drift_pull)
         terminated = users.budget <= 0.0
         truncated = (users.session_step >= cfg.max_session_steps) & ~terminated
+        if idle is not None:
+            terminated &= ~idle
+            truncated &= ~idle
         life: dict[str, np.ndarray] = {}
         if self.returning:
             longterm_regret = self._longterm_regret(actions, chosen)
@@ -286,6 +299,10 @@ class BatchedCore(LifetimeSteps, CoreState):
                 terminated, truncated, reward, clicked, engagement, item_length
             )
             life["longterm_regret"] = longterm_regret
+            if idle is not None:
+                terminated, truncated = terminated & ~idle, truncated & ~idle
+                mask_idle(life, idle, tuple(life))
+                self._restore(idle_rows, snapshot)
         self.counter += 1
         self._draw_candidates()
         if self.returning and cfg.horizon == "lifetime":
@@ -293,6 +310,8 @@ class BatchedCore(LifetimeSteps, CoreState):
             back = np.flatnonzero(life["returned"])
             if len(back):
                 self.lifetimes.come_back(users, back, self._drift_target(back))
+        if idle is not None:
+            self._next_users(idle_rows)
         self._observe(rows)
         info = {
             "clicked": clicked,
@@ -306,28 +325,20 @@ class BatchedCore(LifetimeSteps, CoreState):
         }
         info.update(life)
         done = terminated | truncated
+        next_step = autoreset == "next_step"
+        if next_step:
+            info["reset_step"] = idle if idle is not None else np.zeros(self.batch, bool)
+            self.pending, self.any_pending = done, bool(done.any())
         if autoreset and done.any():
             ended = np.flatnonzero(done)
-            # np.zeros is calloc'd (lazily zeroed pages): only the ended rows are really written.
-            final_obs = np.zeros(self.obs.shape, np.float32)
-            final_obs[ended] = self.obs[ended]
-            final_info = {}
-            for key, value in self._candidate_arrays().items():
-                final_info[key] = np.zeros(value.shape, value.dtype)
-                final_info[key][ended] = value[ended]
-            if self.returning and cfg.horizon == "lifetime":
-                lt = self.lifetimes
-                final_info["episode_return"] = np.where(done, lt.lifetime_return, 0.0)
-                final_info["episode_length"] = np.where(done, lt.lifetime_steps, 0)
-            else:
-                final_info["episode_return"] = np.where(done, users.session_return, 0.0)
-                final_info["episode_length"] = np.where(done, users.session_step, 0)
-            if self.returning:
-                final_info.update(self._lifetime_final_info(life["lifetime_end"]))
-            self._next_users(ended)
-            self._observe(ended)
-            info["final_obs"], info["_final_obs"] = final_obs, done
-            info["final_info"], info["_final_info"] = final_info, done
+            info["final_info"], info["_final_info"] = self._final_info(done, ended, life), done
+            if not next_step:  # same_step: the next users start now
+                # np.zeros is calloc'd (lazily zeroed pages): only the ended rows are written
+                final_obs = np.zeros(self.obs.shape, np.float32)
+                final_obs[ended] = self.obs[ended]
+                self._next_users(ended)
+                self._observe(ended)
+                info["final_obs"], info["_final_obs"] = final_obs, done
         info.update(self._candidate_info())
         if self.check_finite:
             assert_finite(
@@ -436,12 +447,10 @@ class BatchedCore(LifetimeSteps, CoreState):
         if every:
             self._scores, self._click_prob, self._eng, self._expected = s, p, eng, expected
         else:
-            self._scores[rows], self._click_prob[rows], self._eng[rows], self._expected[rows] = (
-                s,
-                p,
-                eng,
-                expected,
-            )
+            for name, value in zip(
+                ("_scores", "_click_prob", "_eng", "_expected"), (s, p, eng, expected), strict=True
+            ):
+                getattr(self, name)[rows] = value
         self._oracle_rows(rows, s, eng, expected, every)
         if self.returning:
             value = satisfaction_value(cfg, cat.quality[cand], cat.appeal[cand])

@@ -39,6 +39,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from recsim_env.observation import ObsLayout, get_obs_layout
+from recsim_env.vector_env import RecSimVectorEnv
 
 __all__ = ["RecSimVecEnv"]
 
@@ -87,13 +88,23 @@ def _layers(env: Any) -> Iterable[Any]:
         env = getattr(env, "env", None)
 
 
+def _is_native_next_step(vector_env: Any, mode: Any) -> bool:
+    return (
+        isinstance(vector_env, RecSimVectorEnv)
+        and gym.vector.AutoresetMode(mode) == gym.vector.AutoresetMode.NEXT_STEP
+    )
+
+
 class RecSimVecEnv(VecEnv):
     """SB3 ``VecEnv`` adapter over a batched gymnasium ``VectorEnv`` (normally ``RecSimVectorEnv``).
 
     Args:
         vector_env: a gymnasium vector env with same-step autoreset (``RecSimVectorEnv``, or any
             ``VectorEnv`` whose ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP`` and
-            whose info carries ``final_obs``/``_final_obs``), possibly wrapped.
+            whose info carries ``final_obs``/``_final_obs``), possibly wrapped; or an unwrapped
+            ``RecSimVectorEnv`` with ``autoreset_mode=NEXT_STEP`` (``gymnasium.make_vec``'s
+            default), whose ended users are then reset at once (``reset_mask``), which gives
+            exactly the SAME_STEP stream.
         episode_stats: add Monitor-style ``episode`` stats to the infos of users whose session
             ended (SB3 then logs ``rollout/ep_rew_mean`` / ``ep_len_mean``). With it,
             ``env_is_wrapped(Monitor)`` answers ``True``, as for a ``Monitor``-wrapped env.
@@ -125,13 +136,16 @@ class RecSimVecEnv(VecEnv):
                 f"got {type(vector_env).__name__}"
             )
         mode = vector_env.metadata.get("autoreset_mode")
+        # the native env under NEXT_STEP: SB3's convention by resetting ended users at once
+        self._reset_at_once = mode is not None and _is_native_next_step(vector_env, mode)
         if (
             mode is not None
             and gym.vector.AutoresetMode(mode) != gym.vector.AutoresetMode.SAME_STEP
+            and not self._reset_at_once
         ):
             raise ValueError(
                 f"RecSimVecEnv needs a vector env with autoreset_mode=SAME_STEP (SB3's semantics), "
-                f"got {mode}"
+                f"or an unwrapped RecSimVectorEnv, got {mode} on {vector_env}"
             )
         self.vector_env = vector_env
         self.obs_layout: ObsLayout = get_obs_layout(vector_env)
@@ -160,6 +174,7 @@ class RecSimVecEnv(VecEnv):
         ``env_id`` is a registered id such as ``"recsim_env/DriftingUsers-v0"``; ``kwargs`` are the
         simulator's parameters.
         """
+        kwargs.setdefault("autoreset_mode", gym.vector.AutoresetMode.SAME_STEP)
         return cls(gym.make_vec(env_id, num_envs=num_envs, **kwargs), episode_stats=episode_stats)
 
     # ------------------------------------------------------------------ stepping
@@ -189,6 +204,8 @@ class RecSimVecEnv(VecEnv):
         # a copy: SB3's on-policy loop adds bootstrapped values into `rewards` in place
         rewards = np.array(rewards, dtype=np.float32)
         dones = terminated | truncated
+        if self._reset_at_once and dones.any():
+            info = self._start_next_users(obs, info, dones)
         self._episode_returns += rewards
         self._episode_lengths += 1
 
@@ -217,6 +234,16 @@ class RecSimVecEnv(VecEnv):
         self.last_terminated = terminated
         self.last_truncated = truncated
         return obs, rewards, dones, infos
+
+    def _start_next_users(self, obs: np.ndarray, info: dict[str, Any], dones: np.ndarray):
+        """NEXT_STEP → SAME_STEP: the ended rows' true last observations go to ``final_obs`` and
+        their next users start now (``obs`` is updated in place, as the native env does)."""
+        final_obs = np.zeros_like(obs)
+        final_obs[dones] = obs[dones]
+        new_obs, reset_info = self.vector_env.reset(options={"reset_mask": dones})
+        if new_obs is not obs:
+            obs[dones] = new_obs[dones]
+        return {**info, **reset_info, "final_obs": final_obs, "_final_obs": dones}
 
     def close(self) -> None:
         self.vector_env.close()

@@ -42,6 +42,9 @@ from agents.base import (
     Transition,
     agent_traits,
     final_observations,
+    is_pure_reset,
+    mark_reset_steps,
+    user_steps,
 )
 from recsim_env.validation import ConfigError, check_int
 
@@ -170,6 +173,7 @@ class FrozenAgent:
         self.frozen_steps = 0  # user-steps acted with the frozen policy
         self._own_stream = False  # the frozen phase has taken over the env stream from `inner`
         self._obs: np.ndarray | None = None
+        self._last_done: np.ndarray | None = None  # NEXT_STEP envs that do not mark reset steps
         self._info: Info | None = None
         self._act_takes_info = agent_traits(self.inner).act_uses_info
 
@@ -250,8 +254,14 @@ class FrozenAgent:
             actions = self.act(obs, explore=False, info=info)
             step = self.env.step(actions)
             next_obs, next_info = step[0], step[4]
+            next_info = mark_reset_steps(self.env, next_info, self._last_done)
+            self._last_done = np.logical_or(step[2], step[3])
+            if is_pure_reset(next_info):  # nobody was served: no step to count or report
+                obs, info = self._obs, self._info = next_obs, next_info
+                continue
+            step = (*step[:4], next_info)
             final_obs = final_observations(next_obs, next_info)
-            self.frozen_steps += self.num_envs
+            self.frozen_steps += user_steps(next_info, self.num_envs)  # reset steps: none
             prev_obs, obs, info = obs, next_obs, next_info
             self._obs, self._info = obs, info
             if callback is not None and not callback.on_step(

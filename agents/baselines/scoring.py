@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import Info, OnlineAgent
+from agents.base import Info, OnlineAgent, live_rows, take_rows
 
 if TYPE_CHECKING:
     from agents.baselines.features import LinearFeatures
@@ -121,6 +121,13 @@ class FeedbackAgent(ScoringAgent):
         truncated: np.ndarray,
         info: Info,
     ) -> None:
+        live = live_rows(info)  # NEXT_STEP reset steps are no feedback
+        if live is not None:
+            n = len(rewards)
+            obs, actions, rewards = obs[live], np.asarray(actions)[live], np.asarray(rewards)[live]
+            info = take_rows(info, live, n)
+            if not len(live):
+                return
         self.fit(*self.features.feedback(obs, actions, self.label(rewards, info), info))
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import Info
+from agents.base import Info, reset_rows, user_steps
 from agents.dqn.config import DQNConfig
 from agents.dqn.replay import ReplayBuffer
 from agents.qlearning.acting import (
@@ -156,9 +156,10 @@ class DQNAgent(QLearner):
         truncated: np.ndarray,
         info: Info,
     ) -> None:
-        self.replay.add(obs, actions, rewards, next_obs, terminated, truncated)
-        self.observed_steps += self.num_envs
-        self._observed(rewards)
+        skip = reset_rows(info)  # NEXT_STEP reset steps: stored (rows stay aligned), never sampled
+        self.replay.add(obs, actions, rewards, next_obs, terminated, truncated, skip=skip)
+        self.observed_steps += user_steps(info, self.num_envs)
+        self._observed(rewards if skip is None else np.asarray(rewards)[~skip])
 
     def _observed(self, rewards: np.ndarray) -> None:
         """Called after each stored vector step (the adaptive DQN feeds its detector here)."""

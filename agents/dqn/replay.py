@@ -20,6 +20,11 @@ their next observation copied into a FIFO side store (grown on demand, so any in
 This halves the replay's memory and the bytes written per step against storing ``obs`` and
 ``next_obs`` side by side.
 
+Under NEXT_STEP autoreset the step after an episode end is a *reset step* of that stream (action
+ignored, reward 0): it is stored like any row, so that every stream stays one row per vector step
+(its ``obs`` is the final observation, its next one the new user's first), and marked ``skip``:
+it is never sampled, and no window reaches it (windows stop at the episode end before it).
+
 A transition is sampled only once its ``n``-step window is complete (the newest ``n − 1`` rows wait),
 so every target is an exact n-step (or episode-end) return. Observations are stored as float32,
 actions as int64.
@@ -75,6 +80,8 @@ class ReplayBuffer:
         self.rewards = np.zeros(shape, dtype=np.float32)
         self.terminated = np.zeros(shape, dtype=bool)
         self.episode_end = np.zeros(shape, dtype=bool)  # terminated | truncated
+        self.skip = np.zeros(shape, dtype=bool)  # NEXT_STEP reset steps: never sampled
+        self.any_skip = False  # some stored row has a skip (sampling then rejects them)
         # next observations that are not the following row's observation
         self.pending = np.zeros((num_envs, obs_dim), dtype=np.float32)  # newest row's next_obs
         self.side_index = np.full(shape, -1, dtype=np.int64)  # slot in side_obs, -1: next row
@@ -106,7 +113,7 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes held by the stored arrays (observations dominate)."""
-        names = ("obs", "actions", "rewards", "terminated", "episode_end", "pending",
+        names = ("obs", "actions", "rewards", "terminated", "episode_end", "skip", "pending",
                  "side_index", "side_obs", "side_row")  # fmt: skip
         return sum(getattr(self, name).nbytes for name in names)
 
@@ -119,8 +126,11 @@ class ReplayBuffer:
         next_obs: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
+        *,
+        skip: np.ndarray | None = None,
     ) -> None:
-        """Store one vector step (``next_obs``: the true final observation where a session ended)."""
+        """Store one vector step (``next_obs``: the true final observation where a session ended;
+        ``skip``: the streams whose step was a NEXT_STEP reset step, see the module doc)."""
         obs = np.asarray(obs, dtype=np.float32)
         if self.rows_added > 0:  # settle the previous row's next observations
             prev = (self.pos - 1) % self.capacity_rows
@@ -133,6 +143,9 @@ class ReplayBuffer:
         self.rewards[t] = rewards
         self.terminated[t] = terminated
         np.logical_or(terminated, truncated, out=self.episode_end[t])
+        if skip is not None or self.any_skip:
+            self.skip[t] = False if skip is None else skip
+            self.any_skip = self.any_skip or bool(self.skip[t].any())
         self.side_index[t] = -1
         self.pending[:] = next_obs
         self.rows_added += 1
@@ -218,6 +231,8 @@ class ReplayBuffer:
         oldest = self.pos if self.full else 0
         t = (oldest + flat // self.num_envs) % self.capacity_rows
         e = flat % self.num_envs
+        if self.any_skip:  # redraw reset steps: uniform over the real transitions
+            t, e = self._redraw_skipped(t, e, n_rows, oldest, rng)
         if self.n_step == 1:
             return ReplayBatch(
                 obs=self.obs[t, e],
@@ -248,6 +263,17 @@ class ReplayBuffer:
             discounts=discount.astype(np.float32),
         )
 
+    def _redraw_skipped(self, t, e, n_rows: int, oldest: int, rng: np.random.Generator):
+        bad = np.flatnonzero(self.skip[t, e])
+        for _ in range(1000):  # at most one reset step per episode: few rounds
+            if not bad.size:
+                return t, e
+            flat = rng.integers(0, n_rows * self.num_envs, size=bad.size)
+            t[bad] = (oldest + flat // self.num_envs) % self.capacity_rows
+            e[bad] = flat % self.num_envs
+            bad = bad[self.skip[t[bad], e[bad]]]
+        raise ValueError("cannot sample: (almost) every stored transition is a reset step")
+
     # ------------------------------------------------------------------ checkpoints
     _ROW_ARRAYS = ("obs", "actions", "rewards", "terminated", "episode_end", "side_index")
     _SIDE_ARRAYS = ("side_obs", "side_row")
@@ -259,6 +285,8 @@ class ReplayBuffer:
             name: getattr(self, name)[:rows].copy() for name in self._ROW_ARRAYS
         }
         state.update({name: getattr(self, name).copy() for name in self._SIDE_ARRAYS})
+        if self.any_skip:  # only then (checkpoints of SAME_STEP runs are unchanged)
+            state["skip"] = self.skip[:rows].copy()
         state.update(
             layout=LAYOUT_VERSION,
             pending=self.pending.copy(),
@@ -290,6 +318,11 @@ class ReplayBuffer:
         for name in self._SIDE_ARRAYS:
             setattr(self, name, np.array(state[name]))
         self.pending[:] = np.asarray(state["pending"])
+        self.skip[:] = False
+        if "skip" in state:
+            skip = np.asarray(state["skip"], dtype=bool)
+            self.skip[: len(skip)] = skip
+        self.any_skip = bool(self.skip.any())
         self.side_head = int(state["side_head"])
         self.side_tail = int(state["side_tail"])
         self.side_count = int(state["side_count"])

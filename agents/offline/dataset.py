@@ -231,6 +231,7 @@ class LoggedDataset:
     def make_env(self, num_envs: int | None = None, **overrides: Any) -> Any:
         """A fresh vector env like the logging one (same id and kwargs; not reset)."""
         kwargs = {**self.metadata["env_kwargs"], **overrides}
+        kwargs.setdefault("autoreset_mode", "same_step")  # the stream the data was logged as
         return gymnasium.make_vec(
             self.metadata["env_id"], num_envs=num_envs or self.num_envs, **kwargs
         )
@@ -377,6 +378,10 @@ def collect_dataset(
         buf["behaviour_probs"][rows] = probs
         buf["clicked"][rows] = next_info["clicked"]
         buf["expected_reward"][rows] = info["expected_reward"]
+        done = np.logical_or(terminated, truncated)
+        if "reset_step" in next_info and done.any():  # NEXT_STEP: log the SAME_STEP stream
+            next_obs, started = env.reset(options={"reset_mask": done})
+            next_info = {**next_info, **started}
         obs, info = next_obs, next_info
     # propensity from the stored float32 rows, so that the two fields agree exactly
     buf["propensity"] = buf["behaviour_probs"][np.arange(n), buf["actions"]]
@@ -384,7 +389,9 @@ def collect_dataset(
     env_kwargs = {}
     if spec is not None:
         env_kwargs = {
-            k: v for k, v in spec.kwargs.items() if k not in ("num_envs", "vectorization_mode")
+            k: v
+            for k, v in spec.kwargs.items()
+            if k not in ("num_envs", "vectorization_mode", "autoreset_mode")
         }
     metadata = {
         "format_version": FORMAT_VERSION,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import Info
+from agents.base import Info, reset_rows, user_steps
 from agents.pqn.config import PQNConfig
 from agents.pqn.qlambda import q_lambda_targets
 from agents.qlearning.acting import (
@@ -87,6 +87,8 @@ class Rollout:
         self.truncated = torch.zeros(shape, dtype=torch.bool, device=device)
         self.values = torch.zeros(shape, dtype=torch.float32, device=device)  # V(s_t)
         self.next_values = torch.zeros(shape, dtype=torch.float32, device=device)
+        self.skip = torch.zeros(shape, dtype=torch.bool, device=device)  # NEXT_STEP reset steps
+        self.any_skip = False
         self.t = 0  # rows filled
 
     @property
@@ -99,6 +101,8 @@ class Rollout:
             name: getattr(self, name)[: self.t].cpu().clone() for name in _ROLLOUT
         }  # clone: on CPU, a slice would save its whole storage
         state["t"] = self.t
+        if self.any_skip:  # only then: SAME_STEP checkpoints are unchanged
+            state["skip"] = self.skip[: self.t].cpu().clone()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -109,6 +113,10 @@ class Rollout:
             )
         for name in _ROLLOUT:
             getattr(self, name)[:t] = state[name].to(getattr(self, name).device)
+        self.skip.zero_()
+        if "skip" in state:
+            self.skip[:t] = state["skip"].to(self.skip.device)
+        self.any_skip = bool(self.skip.any())
         self.t = t
 
 
@@ -189,7 +197,7 @@ class PQNAgent(QLearner):
         info: Info,
     ) -> None:
         """Store one vector step (``next_obs`` holds the true last observation where a session
-        ended). ``info`` is never read: ground truth stays out of the agent."""
+        ended). Of ``info`` only the NEXT_STEP reset-step rows are read (ground truth stays out)."""
         ro, dev = self.rollout, self.device
         t = ro.t
         acted, self._acted = self._acted, None
@@ -219,8 +227,12 @@ class PQNAgent(QLearner):
             if cut.size:
                 rows = torch.from_numpy(cut).to(dev)
                 ro.next_values[t, rows] = self._values(self._to_device(next_obs[cut]))
+        skip = reset_rows(info)  # NEXT_STEP reset steps: kept in place, left out of the loss
+        if skip is not None or ro.any_skip:
+            ro.skip[t] = torch.from_numpy(np.zeros(self.num_envs, bool) if skip is None else skip)
+            ro.any_skip = ro.any_skip or skip is not None
         ro.t = t + 1
-        self.observed_steps += self.num_envs
+        self.observed_steps += user_steps(info, self.num_envs)
 
     def update(self) -> dict[str, float]:
         """Train on the rollout when it is complete; metrics only then."""
@@ -241,12 +253,17 @@ class PQNAgent(QLearner):
         stats = torch.zeros(2, device=self.device)
         for _ in range(cfg.num_epochs):
             order = torch.from_numpy(self.rng.permutation(n)).to(self.device)
+            if ro.any_skip:
+                order = order[~ro.skip.reshape(-1)[order]]
             for index in torch.tensor_split(order, chunks):
                 stats += self._gradient_step(inputs[0][index], inputs[1][index], targets[index])
         steps = cfg.num_epochs * chunks
         self.gradient_steps_done += steps
         self.updates += 1
         ro.t = 0
+        if ro.any_skip:
+            ro.skip.zero_()
+            ro.any_skip = False
         loss_sum, q_sum = stats.tolist()  # the update's only device→host sync
         return {
             "train/loss": loss_sum / steps,

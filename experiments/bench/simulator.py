@@ -46,7 +46,7 @@ def single_env_sps(min_seconds: float = 1.0, seed: int = 0) -> float:
 
 
 def vector_env_sps(batch: int, min_seconds: float = 1.0, seed: int = 0) -> float:
-    envs = gym.make_vec(ENV_ID, num_envs=batch)
+    envs = gym.make_vec(ENV_ID, num_envs=batch, autoreset_mode="same_step")  # the runner's mode
     envs.reset(seed=seed)
     actions = np.random.default_rng(seed).integers(0, 20, (16, batch))
     envs.step(actions[0])  # warm-up

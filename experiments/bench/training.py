@@ -80,7 +80,7 @@ class _RewardLog(StepCallback):
 def _sb3_vec_env(env_id: str, num_envs: int) -> Any:
     from recsim_env.sb3_vec_env import RecSimVecEnv
 
-    return RecSimVecEnv(gym.make_vec(env_id, num_envs=num_envs))
+    return RecSimVecEnv(gym.make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step"))
 
 
 def _evaluate(policy: Callable[[np.ndarray], np.ndarray], world: Any, s: dict[str, Any]) -> float:
@@ -99,7 +99,7 @@ def _evaluate(policy: Callable[[np.ndarray], np.ndarray], world: Any, s: dict[st
 
 
 def _run_ours(name: str, s: dict[str, Any]) -> dict[str, Any]:
-    env = gym.make_vec(s["env_id"], num_envs=s["num_envs"])
+    env = gym.make_vec(s["env_id"], num_envs=s["num_envs"], autoreset_mode="same_step")
     common = dict(
         seed=s["seed"], gamma=s["gamma"], lr=s["lr"], hidden_sizes=list(s["hidden_sizes"]),
         exploration_fraction=s["exploration_fraction"], epsilon_end=s["epsilon_end"],

@@ -28,10 +28,11 @@ ENV_SCHEMA = "recsim"
 
 
 def env_schema() -> dict[str, Any]:
-    """``id`` (set by each preset), ``num_envs`` and every simulator parameter as a kwarg:
-    ``null`` means the simulator's default (the registered id's preset)."""
+    """``id`` (set by each preset), ``num_envs``, ``autoreset_mode`` of the training env
+    (``same_step``, or ``next_step``: Gymnasium's convention) and every simulator parameter as a
+    kwarg: ``null`` means the simulator's default (the registered id's preset)."""
     kwargs = {f.name: None for f in dataclasses.fields(SimConfig)}
-    return {"id": MISSING, "num_envs": NUM_ENVS, "kwargs": kwargs}
+    return {"id": MISSING, "num_envs": NUM_ENVS, "autoreset_mode": "same_step", "kwargs": kwargs}
 
 
 def agent_schema(name: str) -> dict[str, Any]:

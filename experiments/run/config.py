@@ -94,11 +94,14 @@ class ProtocolConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """``conf/env/*.yaml``: a registered id, the number of parallel users, simulator kwargs."""
+    """``conf/env/*.yaml``: a registered id, the number of parallel users, simulator kwargs, and
+    the training env's ``autoreset_mode`` (``same_step``, conf/'s default, as every run before it
+    was an option; or ``next_step``, Gymnasium's: see recsim_env/core_autoreset.py)."""
 
     id: str
     num_envs: int
     kwargs: dict[str, Any]
+    autoreset_mode: str
 
     def __post_init__(self) -> None:
         import gymnasium
@@ -111,6 +114,10 @@ class EnvConfig:
         check_int("env.num_envs", self.num_envs, 1)
         if not isinstance(self.kwargs, Mapping):
             fail("env.kwargs", self.kwargs, "a mapping of simulator parameters")
+        from recsim_env.core_autoreset import AUTORESET_MODES
+
+        if self.autoreset_mode not in AUTORESET_MODES:
+            fail("env.autoreset_mode", self.autoreset_mode, " or ".join(AUTORESET_MODES))
 
     def make_kwargs(self) -> dict[str, Any]:
         """The kwargs to pass to the simulator: ``null`` means "the simulator's default"."""

@@ -372,7 +372,12 @@ def make_env(env_cfg: EnvConfig) -> gymnasium.vector.VectorEnv:
     import recsim_env  # noqa: F401 — registers the ids
 
     try:
-        return gymnasium.make_vec(env_cfg.id, num_envs=env_cfg.num_envs, **env_cfg.make_kwargs())
+        return gymnasium.make_vec(
+            env_cfg.id,
+            num_envs=env_cfg.num_envs,
+            autoreset_mode=env_cfg.autoreset_mode,  # the runner's default: same_step
+            **env_cfg.make_kwargs(),
+        )
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"invalid env config for {env_cfg.id} (env.kwargs): {exc}") from exc
 

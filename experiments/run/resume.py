@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from agents.base import Agent
 from experiments.run.checkpoint import CorruptCheckpoint, UnusableCheckpoint, load_kwargs
@@ -151,6 +151,9 @@ def resolve(
         return cfg, None
     # the saved config is data: it names only code the project or this command line chose
     check_saved_config(saved, cfg, rd)
+    if OmegaConf.select(saved, "env") is not None and "autoreset_mode" not in saved.env:
+        with open_dict(saved):  # saved before the key existed (issue 20): those runs were same_step
+            saved.env.autoreset_mode = "same_step"
     given = {override_key(o): o for o in overrides}
     record = rd.job()
     own = set(record.overrides) | {f"{g}={c}" for g, c in record.choices.items()}

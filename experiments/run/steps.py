@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.base import Agent, Transition
+from agents.base import Agent, Transition, reset_rows
 from experiments.analysis.lifelong import summarize_lifelong
 from experiments.analysis.recovery import attribute_events, event_onsets
 from experiments.analysis.schema import CLICK_KEYS, LIFELONG_KEYS, RANKING_KEYS
@@ -235,7 +235,8 @@ class OnlineMetrics(ProtocolCallback):
         st, w = self.state, self.state.window
         rewards = np.asarray(t.rewards, dtype=np.float64).reshape(-1)
         n = rewards.shape[0]
-        w.steps += n
+        reset = reset_rows(info)  # NEXT_STEP reset steps (reward, click, regret 0): no user-steps
+        w.steps += n if reset is None else n - int(reset.sum())
         w.reward += float(rewards.sum())
         if "clicked" in info:
             w.ctr += float(np.sum(info["clicked"]))
@@ -245,7 +246,7 @@ class OnlineMetrics(ProtocolCallback):
         if st.session_len is None or len(st.session_len) != n:
             st.session_len = np.zeros(n, dtype=np.int64)
         lengths = st.session_len
-        lengths += 1
+        lengths += 1 if reset is None else ~reset
         if done.any():
             w.sessions += int(done.sum())
             w.session_steps += int(lengths[done].sum())

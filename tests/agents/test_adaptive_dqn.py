@@ -43,6 +43,7 @@ RECOVERY_WINDOW = 200 * B  # user-steps; recovery needs a full window of post-ev
 
 def changepoint_env(num_envs: int, times: list[int], **kwargs) -> gym.vector.VectorEnv:
     drift = [{"schedule": "changepoints", "times": times, "process": "jump"}]
+    kwargs.setdefault("autoreset_mode", "same_step")
     return gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=num_envs, drift=drift, **kwargs)
 
 
@@ -477,18 +478,25 @@ def _assert_adaptive_recovers_faster(rows):
     assert np.all(np.isfinite(plain)) and np.all(np.isfinite(adaptive))
     print(f"mean over seeds: plain {plain.mean() / B:.0f}, adaptive {adaptive.mean() / B:.0f}")
     assert adaptive.mean() < 0.9 * plain.mean(), (plain / B, adaptive / B)
-    assert np.sum(adaptive < plain) > np.sum(adaptive > plain), (plain / B, adaptive / B)
+    # a tie is closer than one vector step (under NEXT_STEP user-steps are no multiple of B)
+    won, lost = np.sum(adaptive < plain - B), np.sum(adaptive > plain + B)
+    assert won > lost, (plain / B, adaptive / B)
     assert sum(a.num_recovered for _, _, a, _ in rows) >= sum(
         p.num_recovered for _, p, _, _ in rows
     )
 
 
-def test_adaptive_dqn_recovers_faster_than_plain_dqn():
+@pytest.mark.parametrize(
+    "autoreset_mode", ["same_step", pytest.param("next_step", marks=pytest.mark.slow)]
+)
+def test_adaptive_dqn_recovers_faster_than_plain_dqn(autoreset_mode):
     """Changepoints at 1,500 and 3,000 vector steps (16 users), two seeds, plain vs adaptive on the
     same seeds. Recovery time is the Kaplan–Meier restricted mean (a never-recovered event counts
     for as long as it was watched: the mean over recovered events alone would reward an agent for
     failing to recover from the hard events)."""
-    rows = _compare_recovery(lambda: changepoint_env(B, [1_500, 3_000]), [0, 1], 4_500)
+    rows = _compare_recovery(
+        lambda: changepoint_env(B, [1_500, 3_000], autoreset_mode=autoreset_mode), [0, 1], 4_500
+    )
     _assert_adaptive_recovers_faster(rows)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from recording import AUTORESET_MODES, live_values
 
 import recsim_env  # registers the env ids; RecSimVectorEnv for evaluation
 from agents import StepCallback
@@ -56,14 +57,16 @@ class Recorder(StepCallback):
         self.transitions: list = []
 
     def on_step(self, transition) -> bool:
-        self.rewards.append(float(np.mean(transition.rewards)))
-        self.regret.append(float(np.mean(transition.info["regret"])))
+        info = transition.info  # NEXT_STEP reset steps are no user-steps: left out
+        self.rewards.append(float(np.mean(live_values(transition.rewards, info))))
+        self.regret.append(float(np.mean(live_values(info["regret"], info))))
         if self.keep:
             self.transitions.append(transition)
         return True
 
 
 def make_env(num_envs: int, env_id: str = STATIONARY, **kwargs):
+    kwargs.setdefault("autoreset_mode", "same_step")
     return gym.make_vec(env_id, num_envs=num_envs, **kwargs)
 
 
@@ -73,7 +76,10 @@ def run_stream(cls, *, num_envs, ticks, seed, env_kwargs=None, **hparams):
     agent = cls(env, seed=seed, **hparams)
     rec = Recorder()
     agent.learn(ticks * num_envs, callback=rec)
-    assert len(rec.rewards) == ticks
+    if (env_kwargs or {}).get("autoreset_mode", "same_step") == "same_step":
+        assert len(rec.rewards) == ticks
+    else:  # reset steps are no user-steps: the same user-steps take more vector steps
+        assert len(rec.rewards) > ticks
     return np.array(rec.rewards), np.array(rec.regret)
 
 
@@ -234,12 +240,14 @@ def evaluate(agent, world, *, ticks: int = 50, num_envs: int = 32, seed: int = 1
     return total / ticks
 
 
+@pytest.mark.parametrize("autoreset_mode", AUTORESET_MODES)
 @pytest.mark.parametrize("cls", [LinUCB, LinearThompson], ids=lambda c: c.__name__)
-def test_linear_bandits_beat_random(cls):
+def test_linear_bandits_beat_random(cls, autoreset_mode):
     """Online (last window of the stream) and as a learned greedy policy; the latter also beats
-    the same agent untrained, so the margin comes from learning, not from the form of the score."""
+    the same agent untrained, so the margin comes from learning, not from the form of the score.
+    Under both autoreset modes (the random baseline: SAME_STEP, the same users)."""
     num_envs, ticks, seed = 32, 300, 0
-    env = make_env(num_envs)
+    env = make_env(num_envs, autoreset_mode=autoreset_mode)
     agent = cls(env, seed=seed)
     rec = Recorder()
     agent.learn(ticks * num_envs, callback=rec)
@@ -259,8 +267,14 @@ def test_linear_bandits_beat_random(cls):
     assert greedy > random_policy and greedy > untrained, msg
 
 
-def test_oracle_beats_every_learner():
-    kwargs = {"num_envs": 32, "ticks": 200, "seed": 1}
+@pytest.mark.parametrize("autoreset_mode", AUTORESET_MODES)
+def test_oracle_beats_every_learner(autoreset_mode):
+    kwargs = {
+        "num_envs": 32,
+        "ticks": 200,
+        "seed": 1,
+        "env_kwargs": {"autoreset_mode": autoreset_mode},
+    }
     oracle_rewards, oracle_regret = run_stream(OracleAgent, **kwargs)
     assert np.all(oracle_regret == 0.0)  # it really plays the argmax of the expected reward
     for cls in [RandomAgent, PopularityAgent, *LEARNERS]:

@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from recording import Recorder, make_env
+from recording import AUTORESET_MODES, Recorder, make_env
+from recording import make_env as make_mode_env
 
 import recsim_env  # noqa: F401  (registers the ids)
 from agents.base import Agent, final_observations
@@ -550,8 +551,12 @@ def test_default_target_update_is_polyak_every_vector_step(num_envs):
     assert hard.target_update_gradient_steps == 125
 
 
-def test_learns_to_beat_random_and_popularity():
-    """Stationary users: DQN's last-window reward beats random and popularity on the same seed."""
+@pytest.mark.parametrize(  # the NEXT_STEP run doubles a > 30 s test: make test-slow
+    "autoreset_mode", ["same_step", pytest.param("next_step", marks=pytest.mark.slow)]
+)
+def test_learns_to_beat_random_and_popularity(autoreset_mode):
+    """Stationary users: DQN's last-window reward beats random and popularity on the same seed
+    (the agent under either autoreset mode; the baselines on the SAME_STEP stream)."""
     num_envs, total, seed = 16, 48_000, 7
     vector_steps = total // num_envs
     window = vector_steps // 4
@@ -570,7 +575,7 @@ def test_learns_to_beat_random_and_popularity():
     random_reward = baseline_reward(lambda o: rng.integers(0, 20, num_envs))
     popularity_reward = baseline_reward(lambda o: layout.popularity(o).argmax(axis=1))
 
-    agent = DQNAgent(make_env(num_envs), seed=seed, gamma=0.9, learning_starts=1_000,
+    agent = DQNAgent(make_env(num_envs, autoreset_mode=autoreset_mode), seed=seed, gamma=0.9, learning_starts=1_000,
                      exploration_fraction=0.2, target_update_interval=1_000,
                      buffer_size=50_000)  # fmt: skip
     rec = Recorder()
@@ -613,11 +618,18 @@ def test_load_without_env_rebuilds_the_long_term_layout(tmp_path):
     np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
 
 
+@pytest.mark.parametrize("autoreset_mode", AUTORESET_MODES)
 @pytest.mark.parametrize("overrides", [dict(), dict(n_step=3, dueling=True, tau=0.1)])
-def test_resume_from_checkpoint_continues_exactly(tmp_path, overrides):
-    """learn(N1) → save (with replay) + env.state_dict() → load both → learn(N2) equals learn(N1 + N2)."""
+def test_resume_from_checkpoint_continues_exactly(tmp_path, overrides, autoreset_mode):
+    """learn(N1) → save (with replay) + env.state_dict() → load both → learn(N2) equals
+    learn(N1 + N2); under NEXT_STEP too (pending reset steps and skipped replay rows resume)."""
     hp = dict(seed=5, total_steps=2_400, target_update_interval=64, **FAST, **overrides)
     n1, n2 = 1_200, 800
+
+    def make_env(n):
+        return make_mode_env(
+            n, autoreset_mode=autoreset_mode, max_session_steps=12, budget_min=2.0, budget_max=14.0
+        )  # sessions that end at different steps: partial reset steps under NEXT_STEP
 
     full_agent = DQNAgent(make_env(4), **hp)
     full_rec = Recorder()
@@ -637,7 +649,8 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, overrides):
     rec = Recorder()
     resumed.learn(n2, rec)
 
-    tail = full_rec.transitions[n1 // 4 :]
+    cut = next(i for i, t in enumerate(full_rec.transitions) if t.num_timesteps >= n1) + 1
+    tail = full_rec.transitions[cut:]
     assert len(rec.losses) > 50
     assert rec.losses == [t.metrics["train/loss"] for t in tail if t.metrics]
     for a, b in zip(rec.transitions, tail, strict=True):
@@ -648,7 +661,11 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path, overrides):
         resumed.target_net.parameters(), full_agent.target_net.parameters(), strict=True
     ):
         assert torch.equal(p, q)
-    assert resumed.num_timesteps == full_agent.num_timesteps == n1 + n2
+    assert resumed.num_timesteps == full_agent.num_timesteps
+    if autoreset_mode == "same_step":
+        assert resumed.num_timesteps == n1 + n2
+    else:  # reset steps happened and were not counted
+        assert any(t.info["reset_step"].any() for t in tail)
     assert resumed.epsilon == full_agent.epsilon
 
 

@@ -22,8 +22,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 ENV = "recsim_env/AbruptShift-v0"
 
 
-def make_env(num_envs: int = 8):
-    return gym.make_vec(ENV, num_envs=num_envs)
+def make_env(num_envs: int = 8, autoreset_mode: str = "same_step"):
+    return gym.make_vec(ENV, num_envs=num_envs, autoreset_mode=autoreset_mode)
 
 
 def compose_agent(*overrides: str):

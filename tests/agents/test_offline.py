@@ -376,3 +376,16 @@ def test_pretrain_n_step_and_validation(logged):
     slate = DQNAgent(make_env(slate_size=2), **DQN)
     with pytest.raises(ValueError, match="single-item"):
         pretrain_dqn(slate, logged, 10)
+
+
+def test_a_next_step_env_logs_exactly_the_same_step_stream():
+    """``collect_dataset`` on a NEXT_STEP env (make_vec's default) starts the next users at once
+    (``reset_mask``): the log is the SAME_STEP env's, field for field (no reset-step rows)."""
+    logs = []
+    for mode in ("next_step", "same_step"):
+        env = make_env(8, max_session_steps=6, autoreset_mode=mode)
+        logs.append(collect_dataset(env, behaviour_policy(env), 400, seed=SEED))
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(logs[0], name), getattr(logs[1], name), err_msg=name)
+    assert logs[0].terminated.any() or logs[0].truncated.any()
+    assert "autoreset_mode" not in logs[0].metadata["env_kwargs"]

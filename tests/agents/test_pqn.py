@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from recording import ENV_ID, Recorder, make_env
+from recording import AUTORESET_MODES, ENV_ID, Recorder, make_env
 
 import recsim_env
 from agents import PQNAgent as LazyPQNAgent
@@ -241,7 +241,10 @@ def greedy_eval(policy, world, num_envs: int, seed: int, steps: int = 60) -> flo
     return total / steps
 
 
-def test_learns_to_beat_random_and_popularity_over_three_seeds():
+@pytest.mark.parametrize(
+    "autoreset_mode", [AUTORESET_MODES[0], pytest.param(AUTORESET_MODES[1], marks=pytest.mark.slow)]
+)
+def test_learns_to_beat_random_and_popularity_over_three_seeds(autoreset_mode):
     """Stationary users: greedy PQN (default configuration) after 48k user-steps beats random and
     popularity, measured on the same fresh users of the same world: by 10 % on each of 3 seeds,
     by 20 % on average (measured: 36 %, 39 %, 19 %)."""
@@ -249,7 +252,7 @@ def test_learns_to_beat_random_and_popularity_over_three_seeds():
     layout = make_env(1).obs_layout
     margins = []
     for seed in (0, 1, 2):
-        env = make_env(users)
+        env = make_env(users, autoreset_mode=autoreset_mode)
         agent = PQNAgent(env, seed=seed, exploration_fraction=0.2)
         agent.learn(48_000)
         world = env.unwrapped.world

@@ -186,7 +186,12 @@ def test_instantiated_from_a_hydra_config():
     assert agent.hyperparameters()["hidden_sizes"] == [16, 16]
 
 
-def test_sb3_dqn_beats_random_on_stationary_users():
+@pytest.mark.parametrize(  # the NEXT_STEP run doubles a > 30 s test: make test-slow
+    "autoreset_mode", ["same_step", pytest.param("next_step", marks=pytest.mark.slow)]
+)
+def test_sb3_dqn_beats_random_on_stationary_users(autoreset_mode):
+    """SB3's own loop over RecSimVecEnv: under NEXT_STEP (make_vec's default) RecSimVecEnv
+    resets ended users at once, which is exactly the SAME_STEP stream SB3 expects."""
     eval_seed, eval_users, eval_steps = 123, 64, 200
 
     def per_user_reward(policy) -> np.ndarray:
@@ -202,7 +207,7 @@ def test_sb3_dqn_beats_random_on_stationary_users():
     random_reward = per_user_reward(lambda obs: rng.integers(0, 20, size=len(obs)))
 
     agent = SB3DQN(
-        gym.make_vec("recsim_env/Stationary-v0", num_envs=16),
+        gym.make_vec("recsim_env/Stationary-v0", num_envs=16, autoreset_mode=autoreset_mode),
         seed=0,
         gamma=0.5,
         lr=1e-3,

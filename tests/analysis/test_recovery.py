@@ -324,7 +324,9 @@ USERS, PERIOD = 32, 100  # a jump every 100 ticks = 3,200 user-steps
 
 def abrupt_env():
     drift = [{"schedule": "periodic", "period": PERIOD, "process": "jump"}]
-    return gymnasium.make_vec("recsim_env/AbruptShift-v0", num_envs=USERS, drift=drift)
+    return gymnasium.make_vec(
+        "recsim_env/AbruptShift-v0", num_envs=USERS, drift=drift, autoreset_mode="same_step"
+    )
 
 
 class TrackerCallback(StepCallback):

@@ -293,7 +293,10 @@ def test_env_kwarg_errors_name_the_key(tmp_path, compose_cfg):
 
 def test_env_kwargs_null_means_simulator_default(compose_cfg):
     env_cfg = EnvConfig(
-        id="recsim_env/Stationary-v0", num_envs=2, kwargs={"reward": None, "num_candidates": 7}
+        id="recsim_env/Stationary-v0",
+        num_envs=2,
+        kwargs={"reward": None, "num_candidates": 7},
+        autoreset_mode="same_step",
     )
     assert env_cfg.make_kwargs() == {"num_candidates": 7}
     cfg = compose_cfg()

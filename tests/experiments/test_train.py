@@ -99,7 +99,9 @@ def test_online_metrics_equal_the_ground_truth_of_the_stream(tmp_path, tiny_cfg)
 
     from agents.baselines import RandomAgent
 
-    env = gymnasium.make_vec("recsim_env/Stationary-v0", num_envs=8, max_session_steps=12)
+    env = gymnasium.make_vec(
+        "recsim_env/Stationary-v0", num_envs=8, max_session_steps=12, autoreset_mode="same_step"
+    )
     agent = RandomAgent(env, seed=3)
     settings = validate(
         tiny_cfg(

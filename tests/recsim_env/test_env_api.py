@@ -35,7 +35,9 @@ def test_make_vec_returns_native_batched_env():
     envs = gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=16, drift="abrupt")
     assert isinstance(envs, RecSimVectorEnv)
     assert envs.config.drift == "abrupt"
-    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    assert (
+        envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    )  # Gymnasium's convention (issue 20)
     obs, info = envs.reset(seed=3)
     assert obs.shape == (16, envs.obs_layout.size) and obs.dtype == np.float32
     assert info["click_prob"].shape == (16, 20) and info["oracle_action"].shape == (16,)
@@ -209,7 +211,7 @@ def test_vector_env_exposes_autoreset_mode_like_gymnasium():
     envs = gym.make_vec("recsim_env/DriftingUsers-v0", num_envs=2)
     sync = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")])
     assert hasattr(sync, "autoreset_mode")  # what Gymnasium's own vector envs expose
-    assert envs.autoreset_mode is AutoresetMode.SAME_STEP
+    assert envs.autoreset_mode is AutoresetMode.NEXT_STEP  # make_vec: Gymnasium's convention
     assert envs.metadata["autoreset_mode"] is envs.autoreset_mode
 
 

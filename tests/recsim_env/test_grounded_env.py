@@ -414,7 +414,7 @@ def test_new_users_are_drawn_by_activity():
     """Chi-square of 40,000 new users against ``user_activity`` (and each keeps its identity)."""
     cal = resolve_calibration("movielens-100k")
     b = 40_000
-    envs = gym.make_vec(ML, num_envs=b)
+    envs = gym.make_vec(ML, autoreset_mode="same_step", num_envs=b)
     envs.reset(seed=3)
     counts = np.bincount(envs.unwrapped.core.users.real_index, minlength=cal.num_users)
     expected = b * cal.user_activity
@@ -436,7 +436,9 @@ def test_new_users_are_drawn_by_activity():
 
 
 def test_a_returning_user_stays_the_same_real_user():
-    envs = gym.make_vec(ML, num_envs=256, lifetime_ticks=400, max_session_steps=5)
+    envs = gym.make_vec(
+        ML, autoreset_mode="same_step", num_envs=256, lifetime_ticks=400, max_session_steps=5
+    )
     _, info = envs.reset(seed=1)
     user = info["user_id"].copy()
     returned = renewed = 0
@@ -537,7 +539,7 @@ def test_checkers_pass_on_calibrated_envs(env_id, cal_dir):
 def test_vector_env_matches_single_envs_on_a_calibrated_env():
     b, steps = 5, 400
     kwargs = dict(max_session_steps=12, lifetime_ticks=150)
-    vec = gym.make_vec(ML, num_envs=b, **kwargs)
+    vec = gym.make_vec(ML, autoreset_mode="same_step", num_envs=b, **kwargs)
     singles = [gym.make(ML, user_index=i, **kwargs) for i in range(b)]
     v_obs, v_info = vec.reset(seed=4)
     for i, env in enumerate(singles):
@@ -564,7 +566,7 @@ def test_vector_env_matches_single_envs_on_a_calibrated_env():
 
 
 def test_exact_resume_through_a_checkpoint_file(tmp_path):
-    a = gym.make_vec(ML, num_envs=16, max_session_steps=8)
+    a = gym.make_vec(ML, autoreset_mode="same_step", num_envs=16, max_session_steps=8)
     a.reset(seed=9)
     rng = np.random.default_rng(0)
     for _ in range(150):  # past the first window's centre and some births
@@ -574,7 +576,7 @@ def test_exact_resume_through_a_checkpoint_file(tmp_path):
     assert state["world"]["calibration"] == a.unwrapped.world.calibration.fingerprint
     back = load_tree(save_tree(tmp_path / "env", state))
     assert_same_tree(state, back)
-    b = gym.make_vec(ML, num_envs=16, max_session_steps=8)
+    b = gym.make_vec(ML, autoreset_mode="same_step", num_envs=16, max_session_steps=8)
     b.unwrapped.load_state_dict(back)
     for _ in range(250):
         act = rng.integers(0, 20, 16)
@@ -589,7 +591,7 @@ def test_exact_resume_through_a_checkpoint_file(tmp_path):
 
 
 def test_a_state_of_another_calibration_is_refused(cal_dir):
-    a = gym.make_vec(ML, num_envs=4)
+    a = gym.make_vec(ML, autoreset_mode="same_step", num_envs=4)
     a.reset(seed=0)
     other = RecSimVectorEnv(
         num_envs=4, calibration=str(cal_dir), returning_users=True, horizon="lifetime"
@@ -631,7 +633,7 @@ def _feed(h, value) -> None:
 
 def trajectory_hash(env_id: str, steps: int = 2100, num_envs: int = 4, **kwargs) -> str:
     """SHA-256 of everything a fixed-seed run returns (vector env, then a single env)."""
-    envs = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+    envs = gym.make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step", **kwargs)
     cfg = envs.unwrapped.config
     h = hashlib.sha256()
     obs, info = envs.reset(seed=123)
@@ -736,6 +738,7 @@ def test_drift_moves_a_real_user_with_the_population_and_keeps_its_identity():
     cal = resolve_calibration("movielens-100k")
     envs = gym.make_vec(
         ML,
+        autoreset_mode="same_step",
         num_envs=512,
         drift_pull=0.05,
         gap_mean_min=150.0,
@@ -776,7 +779,7 @@ def test_the_real_movielens_calibration(user_data_home, monkeypatch):
     assert set(cal.user_ids.tolist()) == set(range(1, 944))
     env = gym.make(ML)
     gym_check_env(env.unwrapped, skip_render_check=True)
-    envs = gym.make_vec(ML, num_envs=256)
+    envs = gym.make_vec(ML, autoreset_mode="same_step", num_envs=256)
     _, info = envs.reset(seed=0)
     for _ in range(200):
         _, _, _, _, info = envs.step(info["oracle_action"])

@@ -172,3 +172,33 @@ def test_ansi_render_returns_the_batch_table():
     text = env.render()
     assert isinstance(text, str) and text
     env.close()
+
+
+def test_a_next_step_native_env_gives_exactly_the_same_step_stream():
+    """``RecSimVecEnv(gymnasium.make_vec(...))`` (NEXT_STEP, make_vec's default) resets ended users
+    at once: the SB3 stream (obs, rewards, dones, terminal observations, ground truth) equals the
+    SAME_STEP env's."""
+    nxt = RecSimVecEnv(gym.make_vec(ENV_ID, num_envs=B, max_session_steps=9))
+    same = RecSimVecEnv.make(ENV_ID, B, max_session_steps=9)
+    assert nxt.vector_env.autoreset_mode == gym.vector.AutoresetMode.NEXT_STEP
+    assert same.vector_env.autoreset_mode == gym.vector.AutoresetMode.SAME_STEP
+    for env in (nxt, same):
+        env.seed(4)
+    np.testing.assert_array_equal(nxt.reset(), same.reset())
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(40):
+        act = rng.integers(0, 20, B)
+        a, b = nxt.step(act), same.step(act)
+        for x, y in zip(a[:3], b[:3], strict=True):
+            np.testing.assert_array_equal(x, y)
+        for i in np.flatnonzero(b[2]):
+            ended += 1
+            np.testing.assert_array_equal(
+                a[3][i]["terminal_observation"], b[3][i]["terminal_observation"]
+            )
+            assert a[3][i]["episode"]["r"] == b[3][i]["episode"]["r"]
+        np.testing.assert_array_equal(nxt.last_info["click_prob"], same.last_info["click_prob"])
+    assert ended >= B
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        RecSimVecEnv(gym.wrappers.vector.RecordEpisodeStatistics(gym.make_vec(ENV_ID, num_envs=2)))

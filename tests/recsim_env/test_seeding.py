@@ -104,7 +104,7 @@ def test_vector_env_matches_single_envs_for_every_registered_id(env_id):
     of the vector env is the single env with ``user_index=i``, every info key included."""
     b, steps = 3, 150
     kwargs = dict(max_session_steps=15, num_items=200)
-    vec = gym.make_vec(env_id, num_envs=b, **kwargs)
+    vec = gym.make_vec(env_id, num_envs=b, autoreset_mode="same_step", **kwargs)
     singles = [gym.make(env_id, user_index=i, **kwargs) for i in range(b)]
     v_obs, v_info = vec.reset(seed=21)
     for i, env in enumerate(singles):
