@@ -1,9 +1,10 @@
 """TorchRL on the simulator: ``GymEnv`` on a registered id, a random-policy rollout, batched.
 
-TorchRL's ``GymEnv`` builds the env itself from the id (``num_envs=B``: Gymnasium's
-``make_vec``, i.e. the simulator's native batched env). ``import recsim_env`` registers the ids
-first. Needs ``pip install torchrl`` (tested with TorchRL 0.14.1; ``GymEnv`` needs the project's
-fix of issue 20, ``GymWrapper(gym.make(id))`` works with any version).
+TorchRL's ``GymEnv`` builds the env itself from the id. With ``num_envs=B`` it builds Gymnasium's
+``AsyncVectorEnv`` of B single envs in spawned subprocesses (not the simulator's native batched
+env), and those processes have not imported ``recsim_env``: the ``"recsim_env:<id>"`` form makes
+Gymnasium import it there first. Needs ``pip install torchrl`` (tested with TorchRL 0.14.1;
+``GymWrapper(gym.make(id))`` works with any version).
 
     python examples/torchrl_loop.py [--users 8] [--steps 50]
 """
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="vector steps to roll out")
     args = parser.parse_args()
 
-    env = GymEnv("recsim_env/DriftingUsers-v0", num_envs=args.users)
+    env = GymEnv("recsim_env:recsim_env/DriftingUsers-v0", num_envs=args.users)
     env.set_seed(0)
     rollout = env.rollout(max_steps=args.steps)  # a random policy (the action spec's samples)
     reward = rollout["next", "reward"]
