@@ -40,8 +40,10 @@ def run_dirs(paths: list[str]) -> list[Path]:
     return found
 
 
-def nearest(series: dict[int, float], step: int) -> float:
-    return series[min(series, key=lambda s: abs(s - step))]
+def nearest(series: dict[int, float], step: int) -> float | None:
+    """The reference's evaluation at ``step`` (within 2 %: runs may overshoot by a vector step)."""
+    close = min(series, key=lambda s: abs(s - step))
+    return series[close] if abs(close - step) <= 0.02 * step else None
 
 
 def main() -> None:
@@ -65,13 +67,24 @@ def main() -> None:
         if args.by:
             label = ", ".join(f"{k}={_get(cfg, k)}" for k in args.by.split(","))
         else:
-            label = " ".join(o for o in job["overrides"] if not o.startswith(("seed=", "protocol.", "progress", "env=", "hydra")))
+            label = " ".join(
+                o
+                for o in job["overrides"]
+                if not o.startswith(("seed=", "protocol.", "progress", "env=", "hydra"))
+            )
         series = evals(d)
+        if not series:  # still before its first evaluation
+            continue
         shares = {}
         for step, value in sorted(series.items()):
+            if ("oracle_longterm", seed) not in refs or not refs[("oracle_longterm", seed)]:
+                continue
             lo = nearest(refs[("oracle", seed)], step)
             hi = nearest(refs[("oracle_longterm", seed)], step)
-            shares[step] = (value - lo) / (hi - lo)
+            if lo is not None and hi is not None:
+                shares[step] = (value - lo) / (hi - lo)
+        if not shares:
+            continue
         groups[label].append((seed, shares | {-1: series[max(series)]}))
     for label, rows in sorted(groups.items()):
         rows.sort()
@@ -80,7 +93,9 @@ def main() -> None:
         per_step = " ".join(
             f"{k // 1000}k:{mean(s[k] for _, s in rows if k in s):+.2f}" for k in steps
         )
-        seeds = " ".join(f"s{seed}:{s[max(k for k in s if k >= 0)]:+.2f}(R={s[-1]:.1f})" for seed, s in rows)
+        seeds = " ".join(
+            f"s{seed}:{s[max(k for k in s if k >= 0)]:+.2f}(R={s[-1]:.1f})" for seed, s in rows
+        )
         print(f"{mean(last):+.3f}  n={len(rows)}  [{per_step}]  {seeds}  | {label}")
 
 
