@@ -51,11 +51,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from gymnasium import spaces
 from sb3_contrib import QRDQN
 from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
+from agents.qlearning.network import CandidateQNetwork
 from agents.sb3 import hparams as hp
 from agents.sb3.agent import COMMON_PARAMS, Param, SB3Agent, as_sb3_env
+from recsim_env.observation import ObsLayout, get_obs_layout
 
 __all__ = [
     "COMMON_PARAMS",
@@ -100,6 +104,71 @@ class _ValueBasedAgent(SB3Agent):
         }
 
 
+class CandidateQNet(QNetwork):
+    """SB3's ``QNetwork`` whose ``q_net`` is our per-candidate scorer
+    (:class:`~agents.qlearning.network.CandidateQNetwork`): SB3's flatten extractor hands it the
+    observation, and the same weights score every candidate from its own features and the user's.
+
+    Why: SB3's ``MlpPolicy`` has one output per candidate *slot*; the candidates of a slot change at
+    every step, so each slot's output must relearn from a twentieth of the data what the item
+    features mean. On ``LongTerm-v0`` it stayed below random at 100k user-steps (docs/studies/tuning).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        features_extractor: Any,
+        features_dim: int,
+        net_arch: list[int] | None = None,
+        activation_fn: type[torch.nn.Module] = torch.nn.ReLU,
+        normalize_images: bool = True,
+        layout: ObsLayout | None = None,
+        dueling: bool = False,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor,
+            features_dim,
+            net_arch,
+            activation_fn,
+            normalize_images,
+        )
+        if layout is None:
+            raise ValueError("CandidateQNet needs the observation layout (layout=)")
+        self.layout, self.dueling = layout, dueling
+        self.q_net = CandidateQNetwork(layout, net_arch or [64, 64], dueling=dueling)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {
+            **super()._get_constructor_parameters(),
+            "layout": self.layout,
+            "dueling": self.dueling,
+        }
+
+
+class CandidateDQNPolicy(DQNPolicy):
+    """SB3's ``DQNPolicy`` with :class:`CandidateQNet` as its online and target networks."""
+
+    def __init__(
+        self, *args: Any, layout: ObsLayout | None = None, dueling: bool = False, **kwargs: Any
+    ) -> None:
+        self.layout, self.dueling = layout, dueling  # read by make_q_net during super().__init__
+        super().__init__(*args, **kwargs)
+
+    def make_q_net(self) -> QNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return CandidateQNet(**net_args, layout=self.layout, dueling=self.dueling).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {
+            **super()._get_constructor_parameters(),
+            "layout": self.layout,
+            "dueling": self.dueling,
+        }
+
+
 class SB3DQN(_ValueBasedAgent):
     """SB3's DQN (Discrete actions: single-item mode).
 
@@ -121,6 +190,9 @@ class SB3DQN(_ValueBasedAgent):
     n_steps                   1           1           n_steps (n-step returns)
     log_interval              4           4           learn(log_interval=) in episodes
     save_replay_buffer        false       —           also save the buffer next to the zip
+    network                   mlp         mlp         policy: ``mlp`` = SB3's MlpPolicy;
+                                                      ``candidate`` = :class:`CandidateDQNPolicy`
+    dueling                   false       —           dueling head (``network=candidate`` only)
     ========================  ==========  ==========  =======================================
 
     With ``B`` users per vector step, ``train_freq=4, gradient_steps=1`` is one gradient step per
@@ -128,7 +200,28 @@ class SB3DQN(_ValueBasedAgent):
     """
 
     algorithm = DQN
-    params = _DQN_PARAMS
+    params: ClassVar[dict[str, Param]] = {**_DQN_PARAMS, **hp.DQN_NETWORK_PARAMS}
+
+    def _check_cross(self, values: dict[str, Any]) -> None:
+        super()._check_cross(values)
+        if values["dueling"] and values["network"] == "mlp":
+            raise ValueError(
+                f"invalid {type(self).__name__}.dueling=True with network=mlp (allowed: dueling "
+                "with network=candidate; SB3's MlpPolicy has no dueling head)"
+            )
+
+    def _policy(self, values: dict[str, Any]) -> str | type[Any]:
+        return CandidateDQNPolicy if values["network"] == "candidate" else "MlpPolicy"
+
+    def _sb3_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
+        kwargs = super()._sb3_kwargs(values)
+        if values["network"] == "candidate":
+            kwargs["policy_kwargs"] = {
+                **kwargs["policy_kwargs"],
+                "layout": get_obs_layout(self.vec_env),
+                "dueling": values["dueling"],
+            }
+        return kwargs
 
     def _scores(self, obs: torch.Tensor) -> torch.Tensor:
         return self.model.policy.q_net(obs)

@@ -102,7 +102,9 @@ class SB3Agent:
         self.env = env
         self.vec_env = as_sb3_env(env)
         self._lr_schedule, self._eps_schedule = self._make_schedules(self._hparams)
-        model = self.algorithm("MlpPolicy", self.vec_env, **self._sb3_kwargs(self._hparams))
+        model = self.algorithm(
+            self._policy(self._hparams), self.vec_env, **self._sb3_kwargs(self._hparams)
+        )
         model.recsim_hparams = {"agent": type(self).__qualname__, **self._hparams}
         self._attach(model)
 
@@ -165,6 +167,10 @@ class SB3Agent:
 
     def _algorithm_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         return {}
+
+    def _policy(self, values: dict[str, Any]) -> str | type[Any]:
+        """SB3's policy argument (subclasses may pick another network)."""
+        return "MlpPolicy"
 
     # ------------------------------------------------------------------ wiring
     def _attach(self, model: BaseAlgorithm) -> None:

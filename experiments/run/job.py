@@ -44,11 +44,13 @@ from agents.base import Agent
 from experiments.analysis.schema import run_name
 from experiments.run import console, resume
 from experiments.run.config import (
+    CONF_DIR,
     ConfigError,
     EnvConfig,
     instantiate_checked,
     validate,
 )
+from experiments.run.overrides import PRESET_GROUP
 from experiments.run.parts import build_parts
 from experiments.run.protocol import LifelongProtocol, RunInterrupted
 from experiments.run.rejected import record_rejected
@@ -198,7 +200,7 @@ def _record_job(rd: RunDir, cfg: DictConfig, job: JobInfo, resumed: bool) -> Job
         kept += [o for k, o in given.items() if k in resume.RESUMABLE_OVERRIDES and k not in have]
         record.overrides = kept
     else:
-        record.choices = dict(job.choices)
+        record.choices = _applied_choices(job.choices)
         record.overrides = list(job.overrides)
     record.overrides = redact_overrides(record.overrides)
     record.run_id = record.run_id or RunDir.new_run_id()  # created once, kept across resumes
@@ -206,6 +208,17 @@ def _record_job(rd: RunDir, cfg: DictConfig, job: JobInfo, resumed: bool) -> Job
     record.group = job.sweep_dir.name if job.sweep_dir is not None else ""
     rd.write_job(record)
     return record
+
+
+def _applied_choices(choices: Mapping[str, str]) -> dict[str, str]:
+    """The group choices, without the tuned preset where ``conf/`` has none for the pair: Hydra
+    records the interpolated, optional ``agent/tuned: ${agent}/${env}`` even when no file matched
+    (the defaults were used), and ``run.json`` must name only a preset that was applied."""
+    kept = dict(choices)
+    preset = kept.get(PRESET_GROUP)
+    if preset is not None and not (CONF_DIR / PRESET_GROUP / f"{preset}.yaml").is_file():
+        del kept[PRESET_GROUP]
+    return kept
 
 
 def _run(

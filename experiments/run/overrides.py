@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["clean_choices", "override_key", "same_job"]
+__all__ = ["PRESET_GROUP", "clean_choices", "override_key", "same_job"]
+
+#: The config group of the per-(agent, env) tuned presets, ``conf/agent/tuned/<agent>/<env>.yaml``,
+#: chosen by ``conf/config.yaml`` as ``${agent}/${env}``; a run's ``run.json`` keeps this choice only
+#: where such a preset exists (and was applied), and ``recsim-compare`` reports it.
+PRESET_GROUP = "agent/tuned"
 
 
 def clean_choices(choices: Mapping[Any, Any]) -> dict[str, str]:

@@ -116,6 +116,7 @@ def test_cfg_job_shows_every_value_a_user_can_set(subprocess_env):
     every simulator parameter."""
     for name in ("adaptive_dqn", "sb3_dqn"):
         command = [sys.executable, "-m", "experiments.run.cli", f"agent={name}", "env=long_term"]
+        command.append("~agent/tuned")  # the Python defaults, not sb3_dqn's long-term preset
         out = subprocess.run(
             [*command, "--cfg", "job"],
             cwd=ROOT,

@@ -18,8 +18,11 @@ from experiments.analysis.compare.load import Run
 from experiments.analysis.compare.time_to_good import time_to_good_section
 from experiments.analysis.schema import COMPARE_METRICS, lower_is_better
 
-
 # ---------------------------------------------------------------------------------------- groups
+#: what recsim-compare names as the preset of a run composed without one (the agent's defaults)
+NO_PRESET = "defaults"
+
+
 def _fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -264,6 +267,7 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
             "n_runs": len(rs),
             "seeds": seeds,
             "runs": [r.path for r in rs],
+            "presets": sorted({r.preset or NO_PRESET for r in rs}),
             "notes": notes,
             "metrics": per_metric,
         }
@@ -355,6 +359,7 @@ def analyse(runs: list[Run], settings: Settings, inputs: list[str]) -> dict[str,
                 "status": r.status,
                 "group": group_label(r, settings.by) if r.config or r.choices else None,
                 "seed": r.seed,
+                "preset": r.preset or NO_PRESET,
             }
             for r in runs
         ],

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from experiments.analysis.schema import LABEL_KEYS, run_labels
+from experiments.run.overrides import PRESET_GROUP
 from experiments.run.rundir import COMPLETED, RunDir, same_job
 
 log = logging.getLogger("experiments.compare")
@@ -47,6 +48,12 @@ class Run:
     @property
     def seed(self) -> Any:
         return self.config.get("seed")
+
+    @property
+    def preset(self) -> str | None:
+        """The tuned preset the run was composed with (``conf/agent/tuned/<agent>/<env>.yaml``, as
+        its ``run.json`` records it); ``None``: the agent's defaults."""
+        return self.choices.get(PRESET_GROUP)
 
     def metric(self, key: str) -> float:
         value = self.summary.get(key)

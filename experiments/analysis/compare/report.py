@@ -9,7 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.analysis.compare.aggregate import Settings, _nan_to_none, group_label
+from experiments.analysis.compare.aggregate import (
+    NO_PRESET,
+    Settings,
+    _nan_to_none,
+    group_label,
+)
 from experiments.analysis.compare.load import Run
 from experiments.analysis.compare.recovery_spread import render_spread
 from experiments.analysis.compare.time_to_good import render_time_to_good
@@ -87,6 +92,14 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             ]
             lines.append(f"| {_md_escape(label)} | {g['n_runs']} | " + " | ".join(cells) + " |")
         lines.append("")
+        presets = {label: groups[label].get("presets", [NO_PRESET]) for label in order}
+        if any(p != [NO_PRESET] for p in presets.values()):  # name them where any was used
+            lines += [
+                "Hyperparameters (tuned preset `conf/agent/tuned/<agent>/<env>.yaml`, or the defaults):",
+                "",
+            ]
+            lines += [f"- **{_md_escape(label)}**: {', '.join(p)}" for label, p in presets.items()]
+            lines.append("")
         notes = [(label, n) for label in order for n in groups[label]["notes"]]
         if notes:
             lines += (
@@ -234,11 +247,16 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                 f"{_md_escape(r['error'] or '')} |"
             )
         lines.append("")
-    lines += ["## Runs", "", "| group | seed | status | source | path |", "|---|---|---|---|---|"]
+    lines += [
+        "## Runs",
+        "",
+        "| group | seed | status | source | preset | path |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results["runs"]:
         lines.append(
             f"| {_md_escape(r['group'] or '')} | {r['seed'] if r['seed'] is not None else ''} | {r['status']} | "
-            f"{r['source']} | `{_md_escape(r['path'])}` |"
+            f"{r['source']} | {_md_escape(r.get('preset', ''))} | `{_md_escape(r['path'])}` |"
         )
     lines.append("")
     return "\n".join(lines)
@@ -254,7 +272,7 @@ def write_outputs(
     with open(out_dir / "runs.csv", "w", newline="") as f:
         writer = csv.writer(f)
         metrics = results["metrics"]
-        writer.writerow(["group", "seed", "status", "source", "path", *metrics, "error"])
+        writer.writerow(["group", "seed", "status", "source", "path", *metrics, "error", "preset"])
         for run in runs:
             label = group_label(run, settings.by) if run.config or run.choices else ""
             writer.writerow(
@@ -266,5 +284,6 @@ def write_outputs(
                     run.path,
                     *(run.metric(m) for m in metrics),
                     run.error or "",
+                    run.preset or NO_PRESET,
                 ]
             )
