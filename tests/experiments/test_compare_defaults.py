@@ -244,8 +244,9 @@ def test_the_same_dir_twice_counts_once(tmp_path):
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--reps", "0", "invalid --reps=0 (allowed: an integer >= 1"),
-        ("--reps", "-5", "invalid --reps=-5 (allowed: an integer >= 1"),
+        ("--reps", "0", "invalid --reps=0 (allowed: an integer >= 100"),
+        ("--reps", "1", "invalid --reps=1 (allowed: an integer >= 100"),
+        ("--reps", "-5", "invalid --reps=-5 (allowed: an integer >= 100"),
         ("--confidence", "0", "invalid --confidence=0.0 (allowed: a finite number in (0, 1)"),
         ("--confidence", "1.5", "invalid --confidence=1.5 (allowed: a finite number in (0, 1)"),
         ("--seed", "-1", "invalid --seed=-1"),
@@ -268,7 +269,7 @@ def test_bad_numbers_are_clear_errors(tmp_path, capsys, option, value, message):
 )
 def test_unknown_keys_are_errors_listing_the_known_ones(tmp_path, capsys, option, value, listed):
     mixed_sweep(tmp_path / "s")
-    argv = [str(tmp_path / "s"), "--out", str(tmp_path / "r"), "--reps", "50", option, value]
+    argv = [str(tmp_path / "s"), "--out", str(tmp_path / "r"), "--reps", "100", option, value]
     if option == "--heatmap-metric":
         argv += ["--by", "agent.gamma,agent.lr"]
     assert main(argv) == 2
@@ -299,7 +300,7 @@ _NUMS = st.one_of(
     tasks=st.one_of(st.none(), _WORDS),
     heat=st.one_of(st.none(), st.sampled_from(["online/reward", "online/x", ""])),
     curves=st.one_of(st.none(), st.sampled_from(["online/reward", "x/y", ",", ""])),
-    reps=_NUMS,
+    reps=st.one_of(_NUMS, st.integers(100, 300).map(str)),
     confidence=_NUMS,
     seed=_NUMS,
     compare=st.one_of(st.none(), st.tuples(_WORDS, _WORDS)),
@@ -353,5 +354,5 @@ def test_option_parsing_gives_a_clear_error_or_a_correct_result(
         else:
             assert e["ci_mean"] == [None, None]
     assert math.isfinite(float(confidence)) and 0 < float(confidence) < 1
-    assert int(reps) >= 1
+    assert int(reps) >= 100
     _ = np

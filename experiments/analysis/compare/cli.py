@@ -146,7 +146,8 @@ def compare_runs(
     by_keys = _split_list(by)
     if not by_keys:
         raise ConfigError(f"invalid --by={by!r} (allowed: one or more keys, e.g. agent)")
-    reps = check_int("--reps", reps, 1, note="bootstrap resamples")
+    # a percentile interval from fewer resamples is noise (with 1 it is a point that may miss the mean)
+    reps = check_int("--reps", reps, 100, note="bootstrap resamples")
     seed = check_int("--seed", seed, 0, 2**32 - 1)
     confidence = check_real("--confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
     check_bool("--pool", pool)
