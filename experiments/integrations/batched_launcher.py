@@ -101,7 +101,11 @@ def _key(config: DictConfig) -> Hashable | None:
     except Exception as exc:  # the job itself will report it the usual way
         log.debug("job config does not resolve, an ordinary job: %s", exc)
         return None
-    return population_key(cast(dict[str, Any], plain))
+    assert isinstance(plain, dict)
+    agent, env = plain.get("agent"), plain.get("env")
+    if not isinstance(agent, dict) or not isinstance(env, dict):
+        return None
+    return population_key(agent, env)
 
 
 def plan(
