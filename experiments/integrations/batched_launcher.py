@@ -344,7 +344,7 @@ def run_population_job(
                 sweep_dir=Path(hc.sweep.dir),
                 job_num=cast(Any, hc.job).get("num"),
             )
-            jobs.append(PopulationJob(cfg=m.task_cfg, job=info, hydra_config=m.config))
+            jobs.append(PopulationJob(cfg=m.task_cfg, info=info))
         HydraConfig.instance().set_config(members[0].config)
         with env_override(cast(dict[str, str], members[0].ret.hydra_cfg.hydra.job.env_set)):  # type: ignore[union-attr]
             outcomes = _population_in_child(jobs, [m.output_dir for m in members])
