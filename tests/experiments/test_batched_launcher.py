@@ -177,3 +177,35 @@ def test_populations_in_joblib_workers_and_resume(tmp_path):
         after = json.loads((sweep_dir / name / "summary.json").read_text())
         assert after["online/reward"] == before["online/reward"]
         assert after["wall_time_s"] == before["wall_time_s"]  # the training's, kept
+
+
+# ------------------------------------------------------------------------------------ the benchmark
+def test_bench_scales_the_sweeps_protocol_and_reports_the_targets(tmp_path):
+    from experiments.bench.population import format_rows, protocol_overrides, sweep_command
+
+    assert protocol_overrides(200_000) == ["protocol.total_steps=200000"]  # the sweep's own
+    assert protocol_overrides(20_000) == [
+        "protocol.total_steps=20000",
+        "protocol.eval_every=10000",
+        "protocol.log_every=500",
+        "protocol.checkpoint_every=20000",
+    ]
+    command = sweep_command("pqn", "batched", 3, 20_000, 2, tmp_path)
+    assert "hydra.sweeper.params.agent=pqn" in command and "seed=0,1,2" in command
+    assert "hydra/launcher=batched" in command and "hydra.launcher.n_jobs=2" in command
+    sweep = {"completed": 36, "mean_online_reward": 0.5}
+    row = {
+        "agent": "dqn",
+        "runs": 36,
+        "total_steps": 20_000,
+        "cpu_count": 2,
+        "joblib": {"wall_s": 900.0, **sweep},
+        "batched": {"wall_s": 100.0, **sweep},
+        "ratio": 9.0,
+        "batched_projected_full_s": 1000.0,
+    }
+    text = format_rows([row])
+    assert "9.00x faster than joblib (target >= 8x: met)" in text
+    assert "16.7 min projected" in text and "(target <= 20 min on 2 cores: met)" in text
+    text = format_rows([dict(row, ratio=2.0, batched_projected_full_s=1500.0)])
+    assert "target >= 8x: NOT met" in text and "20 min on 2 cores: NOT met" in text
