@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 SWEEP_STEPS = 200_000  # sweep=gamma_eps_lr's protocol.total_steps
+SWEEP_EVAL_EPISODES = 1024  # and its protocol.eval_episodes
 CONFIGS = 12  # 3 γ × 2 exploration fractions × 2 learning rates
 TARGET_RATIO = 8.0
 ROOT = Path(__file__).resolve().parents[2]  # the checkout whose recsim-train is measured
@@ -36,7 +37,9 @@ TARGET_DQN_GRID_S = 20 * 60
 
 def protocol_overrides(total_steps: int) -> list[str]:
     """The sweep's protocol at ``total_steps`` user-steps: 2 evaluations, 40 log points, one
-    checkpoint at the end, as ``sweep=gamma_eps_lr`` has at 200k."""
+    checkpoint at the end, as ``sweep=gamma_eps_lr`` has at 200k; its 1024 evaluation episodes
+    (whole user lifetimes on LongTerm-v0) scaled with the budget (at least 16), so that training
+    and evaluation keep their shares of a run."""
     if total_steps >= SWEEP_STEPS:
         return [f"protocol.total_steps={total_steps}"]
     return [
@@ -44,6 +47,7 @@ def protocol_overrides(total_steps: int) -> list[str]:
         f"protocol.eval_every={max(1, total_steps // 2)}",
         f"protocol.log_every={max(1, total_steps // 40)}",
         f"protocol.checkpoint_every={total_steps}",
+        f"protocol.eval_episodes={max(16, SWEEP_EVAL_EPISODES * total_steps // SWEEP_STEPS)}",
     ]
 
 

@@ -189,6 +189,7 @@ def test_bench_scales_the_sweeps_protocol_and_reports_the_targets(tmp_path):
         "protocol.eval_every=10000",
         "protocol.log_every=500",
         "protocol.checkpoint_every=20000",
+        "protocol.eval_episodes=102",
     ]
     command = sweep_command("pqn", "batched", 3, 20_000, 2, tmp_path)
     assert "hydra.sweeper.params.agent=pqn" in command and "seed=0,1,2" in command
