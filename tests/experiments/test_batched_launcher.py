@@ -210,3 +210,47 @@ def test_bench_scales_the_sweeps_protocol_and_reports_the_targets(tmp_path):
     assert "16.7 min projected" in text and "(target <= 20 min on 2 cores: met)" in text
     text = format_rows([dict(row, ratio=2.0, batched_projected_full_s=1500.0)])
     assert "target >= 8x: NOT met" in text and "20 min on 2 cores: NOT met" in text
+
+
+@pytest.mark.slow
+def test_a_killed_population_is_recorded_and_the_sweep_goes_on(tmp_path):
+    """kill -9 of the population's process: its members are recorded as killed, the ordinary
+    job after it still runs, and the failure report lists the members."""
+    import signal
+    import time
+
+    from experiments.run.rundir import RunDir
+
+    sweep_dir = tmp_path / "sweep"
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    command = [sys.executable, "-m", "experiments.train", "-m", "agent=dqn,random", "seed=0,1"]
+    command += ["protocol=tiny", "protocol.total_steps=3000", "hydra/launcher=batched"]
+    sweep = subprocess.Popen(
+        [*command, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        holder = None
+        while holder is None:  # the population's process holds its first member's run dir
+            assert time.monotonic() < deadline and sweep.poll() is None
+            time.sleep(0.2)
+            if (sweep_dir / "0" / "metrics.csv").exists():
+                holder = RunDir(sweep_dir / "0").lock_holder()
+        assert holder != sweep.pid  # a forked child, not the sweep's process
+        os.kill(holder, signal.SIGKILL)
+        output, _ = sweep.communicate(timeout=300)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, output
+    statuses = {job["dir"].rsplit("/", 1)[-1]: job["status"] for job in scan_sweep(sweep_dir)}
+    assert statuses == {"0": "failed", "1": "failed", "2": "completed", "3": "completed"}
+    for member in ("0", "1"):
+        assert "killed by signal SIGKILL" in (sweep_dir / member / "error.txt").read_text()
+    failures = json.loads((sweep_dir / FAILURES_FILE).read_text())
+    assert sorted(f["dir"].rsplit("/", 1)[-1] for f in failures) == ["0", "1"]
