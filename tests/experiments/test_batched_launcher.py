@@ -254,3 +254,43 @@ def test_a_killed_population_is_recorded_and_the_sweep_goes_on(tmp_path):
         assert "killed by signal SIGKILL" in (sweep_dir / member / "error.txt").read_text()
     failures = json.loads((sweep_dir / FAILURES_FILE).read_text())
     assert sorted(f["dir"].rsplit("/", 1)[-1] for f in failures) == ["0", "1"]
+
+
+@pytest.mark.slow
+def test_population_members_each_log_their_own_wandb_run(tmp_path):
+    """logger=wandb (offline): every member's W&B run is complete and reads like its run dir
+    (members train at the same time in one process with the real population code)."""
+    pytest.importorskip("wandb")
+    from experiments.analysis.compare.load import load_offline_wandb_run
+
+    sweep_dir = tmp_path / "sweep"
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "-m",
+            "agent=dqn",
+            "seed=0,1",
+            *TINY,
+            "logger=wandb",
+            "hydra/launcher=batched",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "1 population(s) of 2 job(s)" in output and "2 job(s) completed" in output
+    for job in ("0", "1"):
+        (offline,) = (sweep_dir / job / "wandb").glob("offline-run-*")
+        run = load_offline_wandb_run(offline)
+        summary = json.loads((sweep_dir / job / "summary.json").read_text())
+        assert run.status == "completed"
+        assert run.summary["online/reward"] == pytest.approx(summary["online/reward"])
+        assert run.config["seed"] == int(job)
