@@ -181,7 +181,7 @@ def test_populations_in_joblib_workers_and_resume(tmp_path):
 
 # ------------------------------------------------------------------------------------ the benchmark
 def test_bench_scales_the_sweeps_protocol_and_reports_the_targets(tmp_path):
-    from experiments.bench.population import format_rows, protocol_overrides, sweep_command
+    from experiments.bench.population_sweep import format_rows, protocol_overrides, sweep_command
 
     assert protocol_overrides(200_000) == ["protocol.total_steps=200000"]  # the sweep's own
     assert protocol_overrides(20_000) == [
