@@ -34,6 +34,8 @@ import logging.config
 import math
 import os
 import pickle
+import signal
+import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,20 +203,58 @@ def launch(
         from joblib import Parallel, delayed  # type: ignore[import-untyped]
 
         state = Singleton.get_state()
-        results = Parallel(n_jobs=n_jobs, backend="loky")(
-            delayed(_run_unit_in_worker)(
-                hydra_context,
-                config,
-                task_function,
-                state,
-                unit,
-                [(initial_job_idx + p, list(job_overrides[p])) for p in unit.positions],
-            )
-            for unit in units
-        )
-        for unit, rets in zip(units, cast(list[list[JobReturn]], results), strict=True):
+        stop = _StopOnSignals()
+        started: list[Unit] = []
+
+        def tasks() -> Any:
+            for unit in units:
+                if stop.signal is not None:
+                    return  # Ctrl-C: running jobs checkpoint and stop, no new one starts
+                started.append(unit)
+                yield delayed(_run_unit_in_worker)(
+                    hydra_context,
+                    config,
+                    task_function,
+                    state,
+                    unit,
+                    [(initial_job_idx + p, list(job_overrides[p])) for p in unit.positions],
+                )
+
+        with stop:
+            results = Parallel(n_jobs=n_jobs, backend="loky", pre_dispatch="n_jobs")(tasks())
+        for unit, rets in zip(started, cast(list[list[JobReturn]], results), strict=True):
             returns.update(zip(unit.positions, rets, strict=True))
+        for p in range(len(job_overrides)):  # never started (the sweep was stopped)
+            if p not in returns:
+                returns[p] = JobReturn(overrides=list(job_overrides[p]), status=JobStatus.COMPLETED)
+                returns[p].return_value = math.nan
     return [returns[p] for p in range(len(job_overrides))]
+
+
+class _StopOnSignals:
+    """SIGINT / SIGTERM while joblib workers run: the launcher's process waits for them instead of
+    raising (loky would kill the workers, and the populations in them, before they checkpoint).
+    A Ctrl-C reaches every process of the terminal's process group: each running job checkpoints
+    and stops as in a basic multirun; no further job starts."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signal is None:
+            self.signal = signal.Signals(signum).name
+            log.warning("%s: running jobs checkpoint and stop; no new job starts", self.signal)
+
+    def __enter__(self) -> _StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_unit_in_worker(
@@ -429,8 +469,6 @@ def _in_child(
         _, status = os.waitpid(pid, 0)
     os.close(read_end)
     if os.WIFSIGNALED(status):
-        import signal
-
         name = signal.Signals(os.WTERMSIG(status)).name
         for run_dir in run_dirs:
             _record_killed(RunDir(run_dir), name)

@@ -294,3 +294,46 @@ def test_population_members_each_log_their_own_wandb_run(tmp_path):
         assert run.status == "completed"
         assert run.summary["online/reward"] == pytest.approx(summary["online/reward"])
         assert run.config["seed"] == int(job)
+
+
+@pytest.mark.slow
+def test_ctrl_c_interrupts_every_member_and_resume_completes_them(tmp_path):
+    """SIGINT to the sweep's process group (Ctrl-C in a terminal), populations in joblib
+    workers: every started member checkpoints and stops (``interrupted``); the same command with
+    ``resume=true`` completes all of them."""
+    import signal
+    import time
+
+    sweep_dir = tmp_path / "sweep"
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    command = [sys.executable, "-m", "experiments.train", "-m", "agent=dqn", "seed=0,1,2,3"]
+    command += ["protocol=tiny", "protocol.total_steps=6400", "hydra/launcher=batched"]
+    command += ["hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
+    sweep = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not all((sweep_dir / j / "metrics.csv").exists() for j in "0123"):
+            assert time.monotonic() < deadline and sweep.poll() is None
+            time.sleep(0.2)
+        os.killpg(sweep.pid, signal.SIGINT)
+        output, _ = sweep.communicate(timeout=300)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    statuses = {job["dir"].rsplit("/", 1)[-1]: job["status"] for job in scan_sweep(sweep_dir)}
+    assert set(statuses) == set("0123"), output
+    assert set(statuses.values()) <= {"interrupted", "completed"}, (statuses, output)
+    assert "interrupted" in statuses.values(), output
+    again = recsim_train(*command[3:], "resume=true")
+    assert again.returncode == 0, again.stdout + again.stderr
+    for job in "0123":
+        summary = json.loads((sweep_dir / job / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["num_timesteps"] == 6400
