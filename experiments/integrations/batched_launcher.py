@@ -13,8 +13,8 @@ What a population member leaves behind is what a separate job leaves: its run di
 ``.hydra/`` files, its :class:`~hydra.core.utils.JobReturn` (the optimised metric, NaN when it
 failed), and the callbacks ``on_job_start`` / ``on_job_end`` (progress lines, the end-of-sweep
 failure report) called once per member with that member's config. Differences, by necessity:
-a member's ``train.log`` holds the whole population's log (the members train in one process), and
-the members of one population start and end together.
+the members of one population start and end together (a member's ``train.log`` holds the records
+its own thread logs).
 
 Failures: a member that fails (an invalid hyperparameter, a diverging network) fails alone, with the
 usual ``error.txt`` and ``status: failed``; a population is forked from the launcher's process like
@@ -333,8 +333,10 @@ def _start_member(
     return _Member(config, task_cfg, ret, Path(config.hydra.runtime.output_dir))
 
 
-def _configure_population_log(members: list[_Member]) -> None:
-    """Hydra's job logging, with the file handler repeated for every member's ``train.log``."""
+def _configure_population_log(members: list[_Member]) -> list[Path | None]:
+    """Hydra's job logging without its file handler; each member's ``train.log`` (that handler's
+    file for the member) is returned: :func:`run_population` writes each member's own records
+    there."""
     first = members[0].config
     HydraConfig.instance().set_config(first)
     conf = cast(dict[str, Any], OmegaConf.to_container(first.hydra.job_logging, resolve=True))
@@ -343,15 +345,14 @@ def _configure_population_log(members: list[_Member]) -> None:
     file = handlers.get("file")
     if not isinstance(file, dict) or "file" not in (root.get("handlers") or []):
         configure_log(first.hydra.job_logging, first.hydra.verbose)
-        return
-    names = []
-    for i, member in enumerate(members):
+        return [None] * len(members)
+    paths: list[Path | None] = []
+    for member in members:
         HydraConfig.instance().set_config(member.config)
         path = OmegaConf.select(member.config, "hydra.job_logging.handlers.file.filename")
-        handlers[f"file_{i}"] = dict(file, filename=str(path))
-        names.append(f"file_{i}")
+        paths.append(Path(str(path)) if path else None)
     del handlers["file"]
-    root["handlers"] = [h for h in root["handlers"] if h != "file"] + names
+    root["handlers"] = [h for h in root["handlers"] if h != "file"]
     logging.config.dictConfig(conf)
     verbose = first.hydra.verbose
     if verbose is True:
@@ -359,6 +360,7 @@ def _configure_population_log(members: list[_Member]) -> None:
     elif isinstance(verbose, str) or OmegaConf.is_list(verbose):
         for name in [verbose] if isinstance(verbose, str) else list(verbose):
             logging.getLogger(str(name)).setLevel(logging.DEBUG)
+    return paths
 
 
 def run_population_job(
@@ -371,9 +373,9 @@ def run_population_job(
     orig = HydraConfig.instance().cfg
     try:
         members = [_start_member(hydra_context, task_function, c) for c in configs]
-        _configure_population_log(members)
+        log_files = _configure_population_log(members)
         jobs = []
-        for m in members:
+        for m, log_file in zip(members, log_files, strict=True):
             HydraConfig.instance().set_config(m.config)
             hc = HydraConfig.get()
             info = JobInfo(
@@ -384,7 +386,7 @@ def run_population_job(
                 sweep_dir=Path(hc.sweep.dir),
                 job_num=cast(Any, hc.job).get("num"),
             )
-            jobs.append(PopulationJob(cfg=m.task_cfg, info=info))
+            jobs.append(PopulationJob(cfg=m.task_cfg, info=info, log_file=log_file))
         HydraConfig.instance().set_config(members[0].config)
         with env_override(cast(dict[str, str], members[0].ret.hydra_cfg.hydra.job.env_set)):  # type: ignore[union-attr]
             outcomes = _population_in_child(jobs, [m.output_dir for m in members])

@@ -108,6 +108,10 @@ def test_a_failing_member_fails_alone(tmp_path):
             "overrides.yaml",
         }
     assert "completed" in output and "job 2/2 failed" in output  # progress lines per member
+    # each member's train.log: its own records, as Hydra's job logging writes them for a job
+    assert "invalid DQNConfig.gamma=1.5" in (sweep_dir / "1" / "train.log").read_text()
+    ok_log = (sweep_dir / "0" / "train.log").read_text()
+    assert f"run dir {sweep_dir / '0'}" in ok_log and "gamma=1.5" not in ok_log
 
 
 @pytest.mark.slow
