@@ -137,8 +137,9 @@ class SweepProgress(Callback):
 
     def __init__(self, every_s: float = 30.0) -> None:
         self.every_s = float(every_s)
-        self._heartbeat: _Heartbeat | None = None
-        self._job_start = 0.0
+        # per job output dir: the batched launcher's population members run at the same time
+        self._heartbeats: dict[str, _Heartbeat] = {}
+        self._job_starts: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
@@ -204,7 +205,8 @@ class SweepProgress(Callback):
         try:
             if not self._multirun(config):
                 return
-            self._job_start = time.monotonic()
+            out = Path(str(config.hydra.runtime.output_dir))
+            self._job_starts[str(out)] = time.monotonic()
             _, total, durations = self._read_state(self._state_file(config))
             label = self._job_label(config, total)
             overrides = " ".join(
@@ -218,15 +220,15 @@ class SweepProgress(Callback):
             )
             _emit(f"{label} started: {overrides or '(no overrides)'}{eta}")
             if self.every_s > 0:
-                out = Path(str(config.hydra.runtime.output_dir))
                 total_steps = OmegaConf.select(config, "protocol.total_steps")
-                self._heartbeat = _Heartbeat(
+                heartbeat = _Heartbeat(
                     label,
                     out / "metrics.csv",
                     int(total_steps) if isinstance(total_steps, int) else None,
                     self.every_s,
                 )
-                self._heartbeat.start()
+                self._heartbeats[str(out)] = heartbeat
+                heartbeat.start()
         except Exception as exc:
             log.debug("progress: %s", exc)
 
@@ -234,10 +236,12 @@ class SweepProgress(Callback):
         try:
             if not self._multirun(config):
                 return
-            if self._heartbeat is not None:
-                self._heartbeat.stop()
-                self._heartbeat = None
-            wall = time.monotonic() - self._job_start if self._job_start else math.nan
+            out = str(Path(str(config.hydra.runtime.output_dir)))
+            heartbeat = self._heartbeats.pop(out, None)
+            if heartbeat is not None:
+                heartbeat.stop()
+            job_start = self._job_starts.pop(out, None)
+            wall = time.monotonic() - job_start if job_start else math.nan
             state = self._state_file(config)
             start, total, _ = self._read_state(state)
             label = self._job_label(config, total)

@@ -3,7 +3,9 @@
 :class:`WandbSink` opens one W&B run per Hydra job and closes it in :meth:`WandbSink.close`, which
 the runner calls in a ``finally`` (also when the run failed). Launchers that reuse worker processes
 (joblib, Ray) run many jobs in one process: ``wandb.init(reinit="finish_previous")`` makes sure that
-a job never logs into an earlier job's run.
+a job never logs into an earlier job's run. Population training (``hydra/launcher=batched``) runs
+several jobs in one process *at the same time*: while another run of this process is live, a new one
+is created beside it (``reinit="create_new"``) and W&B's service is torn down only after the last.
 
 - **Step axis**: metrics are logged with ``step=`` the user-step count that ``metrics.csv`` uses, so
   W&B's ``_step`` *is* the CSV's ``step`` column, in fresh and resumed runs alike. Several writes at
@@ -32,6 +34,7 @@ import logging
 import math
 import os
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -241,7 +244,9 @@ class WandbSink:
                 ),
             },
             "allow_val_change": True,  # a resumed run may extend protocol.total_steps
-            "reinit": "finish_previous",  # a reused worker process must not log into the last job's run
+            # a reused worker process must not log into the last job's run; population members
+            # (jobs training together in one process) each keep their own live run
+            "reinit": "create_new" if _live_runs() else "finish_previous",
         }
         self._settings = {
             "silent": True,
@@ -251,6 +256,8 @@ class WandbSink:
             **dict(settings or {}),
         }
         self.run = self._init(wandb, self.mode)
+        if self.run is not None:
+            _count_live(+1)
         if self.run is not None and getattr(self.run, "resumed", False):
             self._min_step = int(getattr(self.run, "step", 0) or 0)
 
@@ -343,13 +350,28 @@ class WandbSink:
         finally:
             self.run.finish(exit_code=exit_code)
             self.run = None
-            if self.teardown:
+            if _count_live(-1) == 0 and self.teardown:  # not under another live run's feet
                 # finish() can return before wandb-core has written the run's files (seen with
                 # wandb 0.31: an offline log still empty right after finish); tearing the service
                 # down waits for it, so a job's W&B files are complete when the job ends.
                 import wandb
 
                 wandb.teardown()
+
+
+_LIVE = [0]  # W&B runs of this process not finished yet (population members run side by side)
+_LIVE_LOCK = threading.Lock()
+
+
+def _live_runs() -> int:
+    with _LIVE_LOCK:
+        return _LIVE[0]
+
+
+def _count_live(delta: int) -> int:
+    with _LIVE_LOCK:
+        _LIVE[0] = max(0, _LIVE[0] + delta)
+        return _LIVE[0]
 
 
 def _summary_value(value: Any) -> Any:

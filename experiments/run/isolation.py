@@ -35,7 +35,11 @@ from experiments.run.rundir import MISSING, RUNNING, RunDir, RunDirLocked
 
 log = logging.getLogger("experiments.run")
 
-ISOLATED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")  # jobs share a process: fork each
+ISOLATED_LAUNCHERS = (
+    "BasicLauncher",
+    "JoblibLauncher",
+    "BatchedLauncher",
+)  # jobs share a process: fork each
 ENV_SWITCH = "RECSIM_ISOLATE_JOBS"
 
 __all__ = ["JobKilled", "isolate_this_job", "run_in_child"]

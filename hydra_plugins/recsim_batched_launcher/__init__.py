@@ -1,0 +1,1 @@
+"""Hydra launcher plugin of recsim-env: ``hydra/launcher=batched`` (see batched_launcher.py)."""
