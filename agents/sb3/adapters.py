@@ -138,7 +138,10 @@ class CandidateQNet(QNetwork):
         if layout is None:
             raise ValueError("CandidateQNet needs the observation layout (layout=)")
         self.layout, self.dueling = layout, dueling
-        self.q_net = CandidateQNetwork(layout, net_arch or [64, 64], dueling=dueling)
+        # SB3 annotates q_net as nn.Sequential but only calls it: any module mapping features to Q works
+        self.q_net = CandidateQNetwork(  # type: ignore[assignment]
+            layout, net_arch or [64, 64], dueling=dueling
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {
