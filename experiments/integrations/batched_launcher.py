@@ -154,8 +154,8 @@ def launch(
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
     *,
-    n_jobs: int = 1,
-    max_population: int | None = None,
+    n_jobs: int,
+    max_population: int | None,
 ) -> list[JobReturn]:
     """The launch of a sweep's jobs (module doc); the returns in the order of ``job_overrides``."""
     setup_globals()

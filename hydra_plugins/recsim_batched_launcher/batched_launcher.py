@@ -22,12 +22,17 @@ class BatchedLauncher(Launcher):
     workers when > 1); ``max_population``: the most jobs in one population (null: no limit, but
     with ``n_jobs`` > 1 each group is split into ``n_jobs`` populations)."""
 
-    def __init__(self, n_jobs: int = 1, max_population: int | None = None, **_: Any) -> None:
+    def __init__(self, *, n_jobs: int, max_population: int | None, **_: Any) -> None:
+        # no defaults here: conf/hydra/launcher/batched.yaml is their one source
+        from recsim_env.validation import check_int
+
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
-        self.n_jobs = int(n_jobs)
-        self.max_population = None if max_population is None else int(max_population)
+        self.n_jobs = check_int("hydra.launcher.n_jobs", n_jobs, 1)
+        self.max_population = check_int(
+            "hydra.launcher.max_population", max_population, 1, optional=True
+        )
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -341,3 +342,18 @@ def test_ctrl_c_interrupts_every_member_and_resume_completes_them(tmp_path):
     for job in "0123":
         summary = json.loads((sweep_dir / job / "summary.json").read_text())
         assert summary["status"] == "completed" and summary["num_timesteps"] == 6400
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "max_population", "message"),
+    [
+        (0, None, "invalid hydra.launcher.n_jobs=0 (allowed: an integer >= 1)"),
+        (1, 0, "invalid hydra.launcher.max_population=0"),
+    ],
+)
+def test_launcher_options_are_checked_naming_the_key(n_jobs, max_population, message):
+    from hydra_plugins.recsim_batched_launcher.batched_launcher import BatchedLauncher
+    from recsim_env.validation import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        BatchedLauncher(n_jobs=n_jobs, max_population=max_population)
