@@ -41,6 +41,9 @@ class PQNConfig(QConfig):
     gamma: float = 0.99
     td_lambda: float = 0.65  # λ of the Q(λ) targets: 0 = one-step Q-learning, 1 = Monte Carlo
     loss: str = "mse"  # mse (½ squared TD error, as PQN) | huber (δ = 1, as our DQN)
+    # rewards are multiplied by this before the targets (PQN's REW_SCALE): Q-values, train/q_mean
+    # and train/loss are in scaled units; the env's rewards and every eval/online metric are not
+    reward_scale: float = 1.0
     # --- optimisation
     lr: float = 1e-3
     lr_schedule: str = "constant"  # constant | linear (from lr to lr_end over total_steps)
@@ -59,6 +62,10 @@ class PQNConfig(QConfig):
     network: str = "candidate"  # candidate (shared per-candidate scorer) | mlp (flat observation)
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     layer_norm: bool = True  # LayerNorm before every hidden ReLU (what keeps PQN stable)
+    # V(s) + A(s, c) head, as our DQN's (not PQN's): the state's value, large over a lifetime, is
+    # learnt apart from the small differences between candidates; rollouts then keep whole
+    # observations (the advantage's mean needs every candidate)
+    dueling: bool = False
     # --- runtime
     device: str = "cpu"  # cpu (what every recorded run used) | auto | cuda | cuda:<index>
     torch_threads: int | None = 1  # None: leave torch's setting alone
@@ -69,6 +76,7 @@ class PQNConfig(QConfig):
         v("gamma", check_real, 0.0, 1.0)
         v("td_lambda", check_real, 0.0, 1.0)
         v("loss", check_choice, TD_LOSSES)
+        v("reward_scale", check_real, 0.0, lo_open=True)
         v("lr", check_real, 0.0, lo_open=True)
         v("lr_schedule", check_choice, LR_SCHEDULES)
         v("lr_end", check_real, 0.0)
@@ -83,6 +91,7 @@ class PQNConfig(QConfig):
         v("network", check_choice, NETWORKS)
         v("hidden_sizes", check_int_list)
         v("layer_norm", check_bool)
+        v("dueling", check_bool)
         v("device", check_device)
         v("torch_threads", check_int, 1, optional=True)
         v("seed", check_int, 0, optional=True)

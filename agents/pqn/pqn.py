@@ -135,7 +135,7 @@ class PQNAgent(QLearner):
         cfg = self.config
         self.q_net = self._init_networks(
             lambda: build_q_network(
-                cfg.network, self.layout, cfg.hidden_sizes, layer_norm=cfg.layer_norm
+                cfg.network, self.layout, cfg.hidden_sizes, cfg.dueling, cfg.layer_norm
             )
         )
         self.q_net.to(self.device)
@@ -213,6 +213,8 @@ class PQNAgent(QLearner):
             ro.obs[t], ro.actions[t] = obs_t, actions_t
         ro.values[t] = values
         ro.rewards[t] = torch.from_numpy(np.asarray(rewards, dtype=np.float32)).to(dev)
+        if self.config.reward_scale != 1.0:  # only then: unscaled runs stay bit-identical
+            ro.rewards[t] *= self.config.reward_scale
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)
         ro.terminated[t] = torch.from_numpy(terminated).to(dev)

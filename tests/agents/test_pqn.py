@@ -27,6 +27,7 @@ INVALID = [
     ("td_lambda", -0.1, r"\[0, 1\]"),
     ("td_lambda", float("nan"), "a finite number"),
     ("loss", "l1", "mse"),
+    ("reward_scale", 0.0, "> 0"),
     ("lr", 0.0, "> 0"),
     ("lr_schedule", "cosine", "constant"),
     ("lr_end", -1.0, ">= 0"),
@@ -44,6 +45,7 @@ INVALID = [
     ("hidden_sizes", [64, 0], "integers >= 1"),
     ("hidden_sizes", "64", "non-empty list"),
     ("layer_norm", "yes", "true or false"),
+    ("dueling", "yes", "true or false"),
     ("device", "tpu", "cuda:<index>"),
     ("torch_threads", 0, ">= 1"),
     ("seed", -1, ">= 0"),
@@ -214,8 +216,14 @@ def test_slate_mode_acts_top_k_and_learns():
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(network="mlp"), dict(loss="huber", layer_norm=False), dict(lr_schedule="linear")],
-    ids=["mlp", "huber-no-layernorm", "linear-lr"],
+    [
+        dict(network="mlp"),
+        dict(loss="huber", layer_norm=False),
+        dict(lr_schedule="linear"),
+        dict(dueling=True),
+        dict(network="mlp", dueling=True),
+    ],
+    ids=["mlp", "huber-no-layernorm", "linear-lr", "dueling", "mlp-dueling"],
 )
 def test_options_train(overrides):
     agent = PQNAgent(make_env(4), seed=0, **{**FAST, **overrides})
@@ -227,6 +235,33 @@ def test_options_train(overrides):
     assert agent.gradient_steps_done == len(trained) * 2 * 1  # 32 transitions: one minibatch
     if overrides.get("lr_schedule") == "linear":
         assert trained[-1]["train/lr"] < trained[0]["train/lr"] < 1e-3
+
+
+def test_dueling_keeps_whole_observations_and_scores_every_candidate():
+    env = make_env(4)
+    obs, _ = env.reset(seed=0)
+    agent = PQNAgent(env, seed=0, dueling=True, **FAST)
+    assert agent.q_net.dueling and not agent.rollout.compact  # the advantage mean needs them all
+    assert agent.rollout.obs.shape[-1] == obs.shape[1] and agent.rollout.items.numel() == 0
+    assert PQNAgent(make_env(4), seed=0, **FAST).rollout.compact  # default: unchanged
+
+
+def test_reward_scale_scales_the_learning_targets_only():
+    """The rollout's rewards (hence the Q(λ) targets) are the env's times ``reward_scale``; the
+    rewards the agent reports and acts on are the env's. With γ = 0 the targets are the rewards."""
+    hp = dict(seed=2, gamma=0.0, **{**FAST, "rollout_steps": 8})
+    runs = {}
+    for scale in (1.0, 0.25):
+        agent = PQNAgent(make_env(4), reward_scale=scale, **hp)
+        rec = Recorder()
+        agent.learn(4 * 7, rec)  # 7 of 8 rows: the rollout is not trained on yet
+        env_rewards = np.stack([t.rewards for t in rec.transitions])
+        np.testing.assert_allclose(
+            agent.rollout.rewards[:7].numpy(), scale * env_rewards, rtol=1e-6
+        )
+        assert env_rewards.any()
+        runs[scale] = env_rewards
+    np.testing.assert_array_equal(runs[1.0], runs[0.25])  # same actions before any update
 
 
 # ---------------------------------------------------------------------------------- learning
