@@ -82,14 +82,12 @@ def make_sb3_dqn(env: Any, gamma: float, seed: int) -> SB3DQN:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 23, not met: PQN at gamma=0.99 does not beat gamma=0 at this budget (world "
-    "seed 0: 49.4 vs 69.0 per lifetime after 60k user-steps; on LongTerm-v0 its preset stays below "
-    "the myopic oracle at 200k): docs/studies/tuning/README.md. Remove the marker once it passes.",
-)
 def test_pqn_long_term_preset_finds_long_term_value() -> None:
+    """Measured with the preset of docs/studies/tuning/pqn.md (λ = 0, dueling; 411 s on 2 shared
+    cores): γ = 0.99 106.5 / 87.7 / 105.0 vs γ = 0 68.6 / 67.7 / 72.9 per lifetime on world seeds
+    0 / 1 / 2 (the preset before it, λ = 0.9 without dueling: 49.4 vs 69.0 on seed 0)."""
     far, myopic = far_vs_myopic(make_pqn, 60_000)
+    print(f"PQN per lifetime, gamma=0.99: {far}, gamma=0: {myopic}")
     assert all(f > m for f, m in zip(far, myopic, strict=True)), (far, myopic)
     assert np.mean(far) > 1.1 * np.mean(myopic), (far, myopic)
 
