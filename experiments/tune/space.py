@@ -56,7 +56,11 @@ class Param:
             return trial.suggest_int(
                 self.name, int(self.low), int(self.high), log=self.log, step=step
             )
-        return trial.suggest_categorical(self.name, list(self.choices))
+        # Optuna stores only None/bool/int/float/str: a structured choice (a list such as
+        # hidden_sizes [64, 64]) is offered as its override text and handed back as the structure,
+        # so that it reaches the config as a list, not as the string '[64,64]'
+        encoded = [_primitive(c) for c in self.choices]
+        return self.choices[encoded.index(trial.suggest_categorical(self.name, encoded))]
 
     def bounds(self) -> list[Any]:
         """The extreme values (for checking a space before running it)."""
@@ -106,10 +110,7 @@ class SearchSpace:
             if unknown:
                 raise ConfigError(f"search space param {name!r}: unknown keys {sorted(unknown)}")
             kind = spec.get("type", "categorical" if "choices" in spec else "float")
-            choices = tuple(
-                c if c is None or isinstance(c, bool | int | float | str) else _override_value(c)
-                for c in spec.get("choices") or ()
-            )
+            choices = tuple(spec.get("choices") or ())
             params[str(name)] = Param(
                 name=str(name),
                 type=str(kind),
@@ -141,6 +142,15 @@ def _number(name: str, key: str, value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"search space param {name!r}: {key}={value!r} is not a number") from None
+
+
+def _primitive(choice: Any) -> Any:
+    """A categorical choice as Optuna can store it: itself, or its override text."""
+    return (
+        choice
+        if choice is None or isinstance(choice, bool | int | float | str)
+        else _override_value(choice)
+    )
 
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@+-]+$")

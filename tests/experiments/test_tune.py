@@ -71,6 +71,28 @@ def test_every_search_space_composes_and_builds_the_agent_at_its_bounds(name, ma
     env.close()
 
 
+def test_a_list_valued_choice_reaches_the_agent_as_a_list(make_env):
+    """Optuna stores choices as primitives; a list choice (hidden_sizes) must still reach the
+    config as a list, not as the string '[64,64]' (the agent would refuse it)."""
+    space = SearchSpace.from_dict(
+        {
+            "params": {"agent.hidden_sizes": {"choices": [[32], [64, 64]]}},
+            "overrides": ["agent=dqn"],
+        }
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sampled = {tuple(space.params["agent.hidden_sizes"].suggest(study.ask())) for _ in range(12)}
+    assert sampled == {(32,), (64, 64)}
+    for choice in space.params["agent.hidden_sizes"].bounds():
+        cfg, _ = compose_config(
+            ["agent=dqn", "protocol=tiny", f"agent.hidden_sizes={_override_value(choice)}"]
+        )
+        env = make_env()
+        agent = instantiate_checked(cfg.agent, "agent", env=env)
+        assert list(agent.hyperparameters()["hidden_sizes"]) == choice
+        env.close()
+
+
 @pytest.mark.parametrize(
     "value", [1e-5, 0.1 + 0.2, 3, -1.5, True, None, "oracle", "a b", "it's", "true", "1", [64, 64]]
 )
