@@ -58,6 +58,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from agents.qlearning.network import CandidateQNetwork
 from agents.sb3 import hparams as hp
+from agents.sb3.actor_critic import CandidateActorCriticPolicy
 from agents.sb3.agent import COMMON_PARAMS, Param, SB3Agent, as_sb3_env
 from recsim_env.observation import ObsLayout, get_obs_layout
 
@@ -268,7 +269,32 @@ class SB3QRDQN(_ValueBasedAgent):
 
 
 # ---------------------------------------------------------------------------- actor-critic
-class SB3PPO(SB3Agent):
+class _ActorCriticAgent(SB3Agent):
+    """PPO/A2C: ``network=candidate`` picks :class:`CandidateActorCriticPolicy` (per-candidate
+    logits from our shared scorer) instead of SB3's ``MlpPolicy`` (one logit per slot)."""
+
+    def _policy(self, values: dict[str, Any]) -> str | type[Any]:
+        return CandidateActorCriticPolicy if values["network"] == "candidate" else "MlpPolicy"
+
+    def _sb3_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
+        kwargs = super()._sb3_kwargs(values)
+        if values["network"] == "candidate":
+            kwargs["policy_kwargs"] = {
+                **kwargs["policy_kwargs"],
+                "layout": get_obs_layout(self.vec_env),
+            }
+        return kwargs
+
+    def _check_cross(self, values: dict[str, Any]) -> None:
+        super()._check_cross(values)
+        if values["network"] == "candidate" and not values["hidden_sizes"]:
+            raise ValueError(
+                f"invalid {type(self).__name__}.hidden_sizes=[] with network=candidate (allowed: "
+                "at least one hidden layer; the scorer's first layer reads item and user features)"
+            )
+
+
+class SB3PPO(_ActorCriticAgent):
     """SB3's PPO (Discrete actions: single-item mode).
 
     Keys (ours / SB3's default), besides the common ones in :mod:`agents.sb3.adapters`:
@@ -285,6 +311,8 @@ class SB3PPO(SB3Agent):
     ent_coef        0.0         0.0         ent_coef
     log_interval    1           1           learn(log_interval=) in rollouts
     hidden_sizes    [64, 64]    [64, 64]    net_arch (separate pi and vf networks)
+    network         mlp         mlp         policy: ``mlp`` = SB3's MlpPolicy; ``candidate``
+                                            = per-candidate logits (agents/sb3/actor_critic.py)
     ==============  ==========  ==========  =========================================
     """
 
@@ -298,7 +326,7 @@ class SB3PPO(SB3Agent):
         }
 
 
-class SB3A2C(SB3Agent):
+class SB3A2C(_ActorCriticAgent):
     """SB3's A2C (Discrete actions: single-item mode).
 
     Keys (ours / SB3's default), besides the common ones in :mod:`agents.sb3.adapters`:
@@ -311,6 +339,7 @@ class SB3A2C(SB3Agent):
     gae_lambda      1.0         1.0         gae_lambda
     ent_coef        0.0         0.0         ent_coef
     log_interval    100         100         learn(log_interval=) in updates
+    network         mlp         mlp         policy: as :class:`SB3PPO`'s
     ==============  ==========  ==========  =========================================
     """
 

@@ -196,6 +196,9 @@ PPO_PARAMS: dict[str, Param] = {
     "clip_range": Param(0.2, real(0.0, lo_open=True), 0.2),
     "ent_coef": Param(0.01, real(0.0), 0.0),
     "log_interval": Param(1, integer(1), 1),
+    # the policy: SB3's MlpPolicy (one logit per candidate slot; what every recorded run used) or
+    # our per-candidate scorer's logits (agents/sb3/actor_critic.py); SB3's PPO loss either way
+    "network": Param("mlp", choice("mlp", "candidate"), "mlp", "policy"),
 }
 
 A2C_PARAMS: dict[str, Param] = {
@@ -204,6 +207,8 @@ A2C_PARAMS: dict[str, Param] = {
     "gae_lambda": Param(1.0, real(0.0, 1.0), 1.0),
     "ent_coef": Param(0.01, real(0.0), 0.0),
     "log_interval": Param(100, integer(1), 100),
+    # as PPO's: mlp = SB3's MlpPolicy, candidate = agents/sb3/actor_critic.py
+    "network": Param("mlp", choice("mlp", "candidate"), "mlp", "policy"),
 }
 
 # The Q-network of SB3's DQN: SB3's MlpPolicy over the flat observation (the default, what every
