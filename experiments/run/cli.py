@@ -41,7 +41,9 @@ def _hydra_main(cfg: DictConfig) -> float:
         from hydra.core.hydra_config import HydraConfig
 
         preload(cfg)  # imported once here, not again in every forked job
-        return run_in_child(lambda: run(cfg), HydraConfig.get().runtime.output_dir)
+        hc = HydraConfig.get()
+        in_sweep_loop = str(hc.launcher.get("_target_", "")).endswith("BasicLauncher")
+        return run_in_child(lambda: run(cfg), hc.runtime.output_dir, stop_on_signal=in_sweep_loop)
     try:
         return run(cfg)
     except RunInterrupted:

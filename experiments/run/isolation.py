@@ -11,7 +11,9 @@ context and logging, so nothing is re-imported or re-serialised) and the launche
 for it. A child that dies of a signal is recorded in its run dir as failed — ``killed by signal
 SIGKILL`` — and returns NaN like any failed job; the sweep goes on and its end-of-sweep report
 lists the job. SIGINT/SIGTERM that reach the waiting parent are passed on to the child (which
-checkpoints and stops, as a run does on its own).
+checkpoints and stops, as a run does on its own); under the basic launcher, whose job loop runs in
+this very process, the sweep then stops too (exit code 130, like an interrupted run) instead of
+starting the next job — Ctrl-C means "stop the sweep"; `resume=true` continues it.
 
 Other launchers (submitit's SLURM jobs, Ray's ``max_calls=1`` workers) already give every job a
 process of its own. ``RECSIM_ISOLATE_JOBS=0`` turns the fork off (e.g. to debug a job in-process).
@@ -31,6 +33,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from experiments.run.protocol import RunInterrupted
 from experiments.run.rundir import MISSING, RUNNING, RunDir, RunDirLocked
 
 log = logging.getLogger("experiments.run")
@@ -73,14 +76,16 @@ def _flush_all() -> None:
 
 
 @contextlib.contextmanager
-def _forward_signals(pid: int) -> Iterator[None]:
-    """SIGINT/SIGTERM to this process go on to the child (which checkpoints and stops)."""
+def _forward_signals(pid: int, received: list[int]) -> Iterator[None]:
+    """SIGINT/SIGTERM to this process go on to the child (which checkpoints and stops); each
+    signal passed on is appended to ``received``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {}
 
     def forward(signum: int, frame: object) -> None:
+        received.append(signum)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
@@ -93,8 +98,14 @@ def _forward_signals(pid: int) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_in_child(job: Callable[[], float], run_dir: str | Path) -> float:
-    """``job()`` in a forked child; its return value, or NaN if it died (recorded in ``run_dir``)."""
+def run_in_child(
+    job: Callable[[], float], run_dir: str | Path, *, stop_on_signal: bool = False
+) -> float:
+    """``job()`` in a forked child; its return value, or NaN if it died (recorded in ``run_dir``).
+
+    ``stop_on_signal``: after passing a SIGINT/SIGTERM on to the child, end this process with exit
+    code 130 once the child has checkpointed (the basic launcher's loop would otherwise start the
+    next job of an interrupted sweep)."""
     read_end, write_end = os.pipe()
     _flush_all()
     pid = os.fork()
@@ -105,6 +116,8 @@ def run_in_child(job: Callable[[], float], run_dir: str | Path) -> float:
             value = job()
             os.write(write_end, json.dumps(float(value)).encode())
             code = 0
+        except RunInterrupted:  # checkpointed and recorded `interrupted`: no traceback
+            code = 130
         except BaseException:
             traceback.print_exc()
         finally:
@@ -112,11 +125,22 @@ def run_in_child(job: Callable[[], float], run_dir: str | Path) -> float:
             os._exit(code)
     os.close(write_end)
     chunks = []
-    with _forward_signals(pid):
+    received: list[int] = []
+    with _forward_signals(pid, received):
         while chunk := os.read(read_end, 4096):
             chunks.append(chunk)
         _, status = os.waitpid(pid, 0)
     os.close(read_end)
+    if received and stop_on_signal:
+        name = signal.Signals(received[0]).name
+        log.warning(
+            "sweep stopped by %s: the jobs not yet started were not started; run the same command "
+            "with resume=true to continue (interrupted jobs resume from their checkpoints)",
+            name,
+        )
+        if os.WIFSIGNALED(status):
+            _record_killed(RunDir(run_dir), signal.Signals(os.WTERMSIG(status)).name)
+        raise SystemExit(130)
     if os.WIFSIGNALED(status):
         return _record_killed(RunDir(run_dir), signal.Signals(os.WTERMSIG(status)).name)
     if chunks:

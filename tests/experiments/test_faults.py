@@ -372,10 +372,11 @@ def test_a_sweep_job_killed_by_a_signal_fails_alone(tmp_path, env):
 
 
 def test_sigterm_to_a_sweep_reaches_its_forked_job_which_checkpoints(tmp_path, env):
-    """The launcher's process passes SIGTERM on to the job it waits for (a forked child)."""
+    """The launcher's process passes SIGTERM on to the job it waits for (a forked child); the
+    sweep then stops (exit 130, as an interrupted run) instead of starting its next job."""
     sweep_dir = tmp_path / "sweep"
     job = sweep_dir / "0"
-    sweep = start(["-m", *LONG, "seed=0", f"hydra.sweep.dir={sweep_dir}"], env, tmp_path / "log")
+    sweep = start(["-m", *LONG, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], env, tmp_path / "log")
     wait_until(
         lambda: (
             (job / "metrics.csv").exists()
@@ -386,10 +387,13 @@ def test_sigterm_to_a_sweep_reaches_its_forked_job_which_checkpoints(tmp_path, e
     )
     assert RunDir(job).lock_holder() not in (None, sweep.pid)  # the job runs in a child
     sweep.send_signal(signal.SIGTERM)  # to the sweep's process only
-    assert sweep.wait(timeout=120) == 0, (tmp_path / "log").read_text()
+    assert sweep.wait(timeout=120) == 130, (tmp_path / "log").read_text()
     state = RunDir(job).state()
     assert state.status == "interrupted" and state.summary["num_timesteps"] < 60000
     assert RunDir(job).latest_checkpoint().step == state.summary["num_timesteps"]
+    assert not (sweep_dir / "1" / "run.json").exists()  # the next job was not started
+    log = (tmp_path / "log").read_text()
+    assert "resume=true" in log and "Traceback" not in log
 
 
 def test_a_job_left_running_by_a_dead_process_is_reported_killed(tmp_path):
