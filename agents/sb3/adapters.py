@@ -51,8 +51,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 from sb3_contrib import QRDQN
+from sb3_contrib.qrdqn.policies import QRDQNPolicy, QuantileNetwork
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
@@ -103,6 +105,15 @@ class _ValueBasedAgent(SB3Agent):
             "target_update_interval": values["target_update_interval"],
             "n_steps": values["n_steps"],
         }
+
+
+def _check_dueling(owner: str, values: dict[str, Any]) -> None:
+    """Dueling needs our network: SB3's MlpPolicy (and sb3-contrib's) has no dueling head."""
+    if values["dueling"] and values["network"] == "mlp":
+        raise ValueError(
+            f"invalid {owner}.dueling=True with network=mlp (allowed: dueling with "
+            "network=candidate; SB3's MlpPolicy has no dueling head)"
+        )
 
 
 class CandidateQNet(QNetwork):
@@ -208,11 +219,7 @@ class SB3DQN(_ValueBasedAgent):
 
     def _check_cross(self, values: dict[str, Any]) -> None:
         super()._check_cross(values)
-        if values["dueling"] and values["network"] == "mlp":
-            raise ValueError(
-                f"invalid {type(self).__name__}.dueling=True with network=mlp (allowed: dueling "
-                "with network=candidate; SB3's MlpPolicy has no dueling head)"
-            )
+        _check_dueling(type(self).__name__, values)
 
     def _policy(self, values: dict[str, Any]) -> str | type[Any]:
         return CandidateDQNPolicy if values["network"] == "candidate" else "MlpPolicy"
@@ -231,29 +238,123 @@ class SB3DQN(_ValueBasedAgent):
         return self.model.policy.q_net(obs)
 
 
+class CandidateQuantileScorer(CandidateQNetwork):
+    """Our per-candidate scorer with ``n_quantiles`` outputs per candidate instead of one: the same
+    weights map a candidate's features and the user's to its return quantiles. With ``dueling``,
+    quantile by quantile: ``θ_τ(s, c) = V_τ(s) + A_τ(s, c) − mean_c A_τ(s, c)``.
+
+    ``forward(obs)`` returns ``(B, n_quantiles · C)`` ordered quantile-major, which is what
+    sb3-contrib's ``QuantileNetwork.forward`` reshapes with ``view(-1, n_quantiles, C)``. Only
+    ``forward`` is used (sb3-contrib's loss needs every candidate's quantiles for the target's
+    argmax); the parent's ``q_of``/``score_chosen`` are not defined for quantiles.
+    """
+
+    def __init__(
+        self, layout: ObsLayout, hidden_sizes: list[int], n_quantiles: int, dueling: bool = False
+    ) -> None:
+        super().__init__(layout, hidden_sizes, dueling=dueling)
+        self.n_quantiles = n_quantiles
+        self.advantage = torch.nn.Linear(hidden_sizes[-1], n_quantiles)
+        if dueling:
+            self.value = torch.nn.Linear(hidden_sizes[-1], n_quantiles)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        items, user = self.split(obs)
+        advantage, hidden = self._scores(items, user)  # (B, C, n_quantiles); (B, C) if n = 1
+        quantiles = advantage.reshape(len(obs), self.num_candidates, self.n_quantiles)
+        if self.dueling:
+            pooled = torch.cat([hidden.mean(dim=1), user], dim=1)
+            value_hidden = torch.relu(
+                F.linear(pooled, self.value_hidden.weight, self.value_hidden.bias)
+            )
+            value = F.linear(value_hidden, self.value.weight, self.value.bias)  # (B, n_quantiles)
+            quantiles = value.unsqueeze(1) + quantiles - quantiles.mean(dim=1, keepdim=True)
+        return quantiles.transpose(1, 2).reshape(len(obs), -1)
+
+
+class CandidateQuantileNet(QuantileNetwork):
+    """sb3-contrib's ``QuantileNetwork`` whose ``quantile_net`` is :class:`CandidateQuantileScorer`
+    (why: as :class:`CandidateQNet` for DQN, the flat MLP has one output block per candidate slot)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        layout: ObsLayout | None = None,
+        dueling: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if layout is None:
+            raise ValueError("CandidateQuantileNet needs the observation layout (layout=)")
+        self.layout, self.dueling = layout, dueling
+        # sb3-contrib annotates quantile_net as nn.Sequential but only calls it
+        self.quantile_net = CandidateQuantileScorer(  # type: ignore[assignment]
+            layout, self.net_arch, self.n_quantiles, dueling=dueling
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {
+            **super()._get_constructor_parameters(),
+            "layout": self.layout,
+            "dueling": self.dueling,
+        }
+
+
+class CandidateQRDQNPolicy(QRDQNPolicy):
+    """sb3-contrib's ``QRDQNPolicy`` with :class:`CandidateQuantileNet` as its online and target
+    networks; saved and loaded by sb3-contrib's zip (layout and dueling are constructor args)."""
+
+    def __init__(
+        self, *args: Any, layout: ObsLayout | None = None, dueling: bool = False, **kwargs: Any
+    ) -> None:
+        self.layout, self.dueling = layout, dueling  # read by make_quantile_net in super().__init__
+        super().__init__(*args, **kwargs)
+
+    def make_quantile_net(self) -> QuantileNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return CandidateQuantileNet(**net_args, layout=self.layout, dueling=self.dueling).to(
+            self.device
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {
+            **super()._get_constructor_parameters(),
+            "layout": self.layout,
+            "dueling": self.dueling,
+        }
+
+
 class SB3QRDQN(_ValueBasedAgent):
     """sb3-contrib's QR-DQN (distributional DQN; Discrete actions).
 
-    Same keys as :class:`SB3DQN` plus ``n_quantiles``; defaults follow sb3-contrib's:
+    Same keys as :class:`SB3DQN` (``network``/``dueling`` included: ``candidate`` =
+    :class:`CandidateQRDQNPolicy`, ``n_quantiles`` outputs per candidate) plus ``n_quantiles``;
+    defaults follow sb3-contrib's:
 
     ========================  ==========  ==========  =======================================
     key                       ours        SB3         SB3 argument
     ========================  ==========  ==========  =======================================
     lr                        5e-5        5e-5        learning_rate
     epsilon_end               0.01        0.01        exploration_final_eps
-    exploration_fraction      0.005       0.005       exploration_fraction
-    n_quantiles               200         200         policy_kwargs.n_quantiles
+    exploration_fraction      0.1         0.005       exploration_fraction
+    n_quantiles               50          200         policy_kwargs.n_quantiles
     buffer_size               100_000     1_000_000   buffer_size
     (others)                  as SB3DQN   as DQN
     ========================  ==========  ==========  =======================================
     """
 
     algorithm = QRDQN
-    params: ClassVar[dict[str, Param]] = hp.QRDQN_PARAMS
+    params: ClassVar[dict[str, Param]] = {**hp.QRDQN_PARAMS, **hp.DQN_NETWORK_PARAMS}
+
+    def _policy(self, values: dict[str, Any]) -> str | type[Any]:
+        return CandidateQRDQNPolicy if values["network"] == "candidate" else "MlpPolicy"
 
     def _sb3_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
         kwargs = super()._sb3_kwargs(values)
         kwargs["policy_kwargs"] = {"n_quantiles": values["n_quantiles"], **kwargs["policy_kwargs"]}
+        if values["network"] == "candidate":
+            kwargs["policy_kwargs"]["layout"] = get_obs_layout(self.vec_env)
+            kwargs["policy_kwargs"]["dueling"] = values["dueling"]
         return kwargs
 
     def _scores(self, obs: torch.Tensor) -> torch.Tensor:
@@ -266,6 +367,7 @@ class SB3QRDQN(_ValueBasedAgent):
                 f"{type(self).__name__}: sb3_kwargs.policy_kwargs.n_quantiles is set through "
                 "n_quantiles"
             )
+        _check_dueling(type(self).__name__, values)
 
 
 # ---------------------------------------------------------------------------- actor-critic

@@ -211,10 +211,12 @@ A2C_PARAMS: dict[str, Param] = {
     "network": Param("mlp", choice("mlp", "candidate"), "mlp", "policy"),
 }
 
-# The Q-network of SB3's DQN: SB3's MlpPolicy over the flat observation (the default, what every
-# recorded run used), or our per-candidate scorer (agents/qlearning/network.py) as SB3's q_net: the
-# same weights score every candidate from its own features and the user's, as our DQN and PQN do.
-# SB3's learning (replay, Huber TD loss, target network, ε-greedy) is unchanged either way.
+# The Q-network of SB3's DQN and sb3-contrib's QR-DQN: SB3's MlpPolicy over the flat observation
+# (the default, what every recorded run used), or our per-candidate scorer
+# (agents/qlearning/network.py) as SB3's q_net (QR-DQN: quantile_net, n_quantiles outputs per
+# candidate): the same weights score every candidate from its own features and the user's, as our
+# DQN and PQN do. SB3's learning (replay, TD or quantile loss, target network, ε-greedy) is
+# unchanged either way.
 DQN_NETWORK_PARAMS: dict[str, Param] = {
     "network": Param("mlp", choice("mlp", "candidate"), "mlp", "policy"),
     "dueling": Param(False, boolean, False),
@@ -222,6 +224,6 @@ DQN_NETWORK_PARAMS: dict[str, Param] = {
 
 # every hyperparameter of each adapter (what agents/catalog.py reads)
 SB3DQN_PARAMS = {**COMMON_PARAMS, **DQN_PARAMS, **DQN_NETWORK_PARAMS}
-SB3QRDQN_PARAMS = {**COMMON_PARAMS, **QRDQN_PARAMS}
+SB3QRDQN_PARAMS = {**COMMON_PARAMS, **QRDQN_PARAMS, **DQN_NETWORK_PARAMS}
 SB3PPO_PARAMS = {**COMMON_PARAMS, **PPO_PARAMS}
 SB3A2C_PARAMS = {**COMMON_PARAMS, **A2C_PARAMS}
