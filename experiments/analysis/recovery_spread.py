@@ -371,11 +371,11 @@ def separation_from_means(
                 raise ValueError(f"invalid {name}[{w!r}]={side[w]!r} (allowed: (mean, se >= 0))")
     ma = np.array([a[w][0] for w in worlds], dtype=np.float64)
     mb = np.array([b[w][0] for w in worlds], dtype=np.float64)
-    se = np.sqrt(np.array([a[w][1] ** 2 + b[w][1] ** 2 for w in worlds], dtype=np.float64))
+    se_d = np.sqrt(np.array([a[w][1] ** 2 + b[w][1] ** 2 for w in worlds], dtype=np.float64))
     d = ma - mb
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, d.size, size=(reps, d.size))
-    boot = (d[pick] + rng.standard_normal((reps, d.size)) * se[pick]).mean(axis=1)
+    boot = (d[pick] + rng.standard_normal((reps, d.size)) * se_d[pick]).mean(axis=1)
     alpha = 100 * (1 - confidence) / 2
     ci = [float(v) for v in np.percentile(boot, [alpha, 100 - alpha])]
     two = d.size >= 2
