@@ -9,7 +9,7 @@ recovered) is small (25 rows a run) and is all :mod:`experiments.analysis.recove
 
     # write the table of the runs under some sweep dirs (and/or add committed tables), print the
     # per-world spread and the pairs, and save the table and the numbers
-    python docs/studies/recovery/scripts/event_table.py <sweep dir> ... [--events events.csv ...] \
+    PYTHONPATH=. python docs/studies/recovery/scripts/event_table.py <sweep dir> ... [--events events.csv ...] \
         --out docs/studies/recovery/events/events.csv --json spread.json \
         --compare swucb dqn --compare dqn linucb
 """
