@@ -77,18 +77,24 @@ def main() -> None:
     print(f"one event's SD (sqrt event_var): {f(math.sqrt(event_var))}")
     print()
     print("| A vs B | worlds | A − B [95 % CI] | A faster on | separable? | SD of A, B | "
-          "SD < \\|A − B\\|? | events per world for the spread |")  # fmt: skip
+          "SD < \\|A − B\\|? | events per world to separate / for the spread |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for a, b in PAIRS:
         r = separation_from_means(means[a], means[b], reps=args.reps)
         ev = {g: bandits[g]["event_var"] if g in bandits else event_var for g in (a, b)}
         wv = {g: bandits[g]["world_var"] if g in bandits else world_var for g in (a, b)}
         spread_n = max(events_needed(ev[g], wv[g], abs(r["diff"])) for g in (a, b))
+        # the paired difference's variance split as in separation(), events independent
+        d = np.array([means[a][w][0] - means[b][w][0] for w in worlds if w in means[a]])
+        s2 = np.array([means[a][w][1] ** 2 + means[b][w][1] ** 2 for w in worlds if w in means[a]])
+        wv_d = max(0.0, float(np.var(d, ddof=1)) - float(s2.mean()))
+        z = 1.959963984540054
+        sep_n = events_needed(float(np.mean(s2)) * 25, wv_d, abs(r["diff"]) * math.sqrt(d.size) / z)
         print(
             f"| {NAMES[a]} vs {NAMES[b]} | {r['worlds']} | {f(r['diff'])} [{f(r['ci_diff'][0])}, "
             f"{f(r['ci_diff'][1])}] | {r['a_faster']}/{r['worlds']} | "
             f"{'**yes**' if r['separable'] else 'no'} | {f(r['sd_a'])}, {f(r['sd_b'])} | "
-            f"{'yes' if r['spread_below_diff'] else 'no'} | {f(spread_n)} |"
+            f"{'yes' if r['spread_below_diff'] else 'no'} | {f(sep_n)} / {f(spread_n)} |"
         )
     extra = [row for t in args.events for row in read_table(t)]
     if extra:
@@ -100,7 +106,7 @@ def main() -> None:
                 print(
                     f"| {NAMES[a]} vs {NAMES[b]} | {r['worlds']} | {f(r['diff'])} "
                     f"[{f(r['ci_diff'][0])}, {f(r['ci_diff'][1])}] | {r['a_faster']}/{r['worlds']} "
-                    f"| {'**yes**' if r['separable'] else 'no'} | to separate: "
+                    f"| {'**yes**' if r['separable'] else 'no'} | "
                     f"{f(r['events_to_separate'])} |"
                 )
 
