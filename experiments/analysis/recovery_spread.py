@@ -31,6 +31,12 @@ world):
   counts it twice, may need up to twice as many) and to the spread criterion
   (``events_for_spread``).
 
+Where the event records of one side are gone (run dirs do not survive; a committed report keeps
+per-world KM means and their bootstrap SEs), :func:`separation_from_means` gives the same
+two-stage CI from those numbers alone: worlds resampled, each drawn world's difference perturbed
+by a normal with the two SEs combined as if independent (a jump that hurts one agent tends to hurt
+the other, so the paired event bootstrap is usually narrower: this is the more conservative).
+
 The KM mean is the restricted mean up to the largest time, as everywhere in the project; the
 bootstrap evaluates it on resampled events exactly (:func:`km_means_weighted`, checked against
 :func:`~experiments.analysis.recovery_records.km_restricted_mean`).
@@ -55,6 +61,7 @@ __all__ = [
     "km_means_weighted",
     "recovery_spread",
     "separation",
+    "separation_from_means",
     "world_spread",
 ]
 
@@ -339,3 +346,50 @@ def recovery_spread(
             res = separation(table, a, b, reps=reps, confidence=confidence, seed=seed)
             out.append({"a": a, "b": b, **res})
     return {"groups": groups, "pairs": out, "confidence": confidence, "reps": reps}
+
+
+def separation_from_means(
+    a: Mapping[Any, tuple[float, float]],
+    b: Mapping[Any, tuple[float, float]],
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A vs B paired by world from per-world ``(KM mean, SE of it)`` only (module doc): keys as
+    :func:`separation` (``paired_events`` False) without the events-needed estimates, which need
+    the events. The CI: worlds resampled, then each drawn world's ``A − B`` drawn from
+    ``N(mean_a − mean_b, se_a² + se_b²)``; with both SEs 0 it is the bootstrap over worlds alone."""
+    worlds = sorted(set(a) & set(b), key=lambda w: (str(type(w)), w))
+    nan2 = [math.nan, math.nan]
+    if not worlds:
+        return {"worlds": 0, "diff": math.nan, "ci_diff": nan2, "separable": False}
+    for name, side in (("a", a), ("b", b)):
+        for w in worlds:
+            mean, se = side[w]
+            if not (math.isfinite(mean) and math.isfinite(se) and se >= 0):
+                raise ValueError(f"invalid {name}[{w!r}]={side[w]!r} (allowed: (mean, se >= 0))")
+    ma = np.array([a[w][0] for w in worlds], dtype=np.float64)
+    mb = np.array([b[w][0] for w in worlds], dtype=np.float64)
+    se_d = np.sqrt(np.array([a[w][1] ** 2 + b[w][1] ** 2 for w in worlds], dtype=np.float64))
+    d = ma - mb
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, d.size, size=(reps, d.size))
+    boot = (d[pick] + rng.standard_normal((reps, d.size)) * se_d[pick]).mean(axis=1)
+    alpha = 100 * (1 - confidence) / 2
+    ci = [float(v) for v in np.percentile(boot, [alpha, 100 - alpha])]
+    two = d.size >= 2
+    sd_a = float(np.std(ma, ddof=1)) if two else math.nan
+    sd_b = float(np.std(mb, ddof=1)) if two else math.nan
+    diff = float(d.mean())
+    return {
+        "worlds": int(d.size),
+        "diff": diff,
+        "ci_diff": ci,
+        "separable": bool(ci[0] > 0 or ci[1] < 0),
+        "a_faster": int(np.sum(ma < mb)),
+        "paired_events": False,
+        "sd_a": sd_a,
+        "sd_b": sd_b,
+        "spread_below_diff": bool(max(sd_a, sd_b) < abs(diff)) if two else False,
+    }

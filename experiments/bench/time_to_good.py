@@ -15,10 +15,23 @@ and agent (definitions: :mod:`experiments.analysis.time_to_good`):
 * across seeds: the Kaplan–Meier median (censored runs count; ``> budget`` when more than half
   never got there) and how many reached it;
 * the last evaluation's share (of the oracle, or of the headroom), the measured gap of a censored
-  run.
+  run;
+* with ``--references DIR ...`` (run or sweep dirs of ``agent=oracle`` and ``agent=oracle_longterm``
+  with the same env, seed, ``eval_every`` and ``eval_episodes``, e.g. ``experiment=study_gamma_refs``):
+  the references are read from those runs instead of being evaluated again in every run. They do
+  not depend on the agent (the same users of the same world at the same evaluation: the
+  evaluation seed is drawn from the run's seed and the evaluation's index), so measuring them
+  once per world saves two of the three evaluations of every run on ``LongTerm-v0``. A run whose
+  (env, seed, schedule) has no complete reference set is evaluated with its own references;
+* the hyperparameters each run used: the tuned preset ``conf/agent/tuned/<agent>/<env>.yaml``
+  where one exists for the pair (composed through ``conf/config.yaml`` exactly as
+  ``recsim-train`` does, so ``agent=sb3_dqn env=long_term`` gets its preset), else
+  ``defaults``; read back from the run's ``run.json``, which names only a preset that was applied.
 
     python -m experiments.bench_train --time-to-good --envs stationary long_term --seeds 0 1 2 \\
         --total-steps 60000 --eval-every 5000
+    python -m experiments.bench_train --time-to-good --envs long_term --seeds 11 12 13 \\
+        --total-steps 300000 --eval-every 50000 --eval-episodes 1024 --references <refs sweep>
 """
 
 from __future__ import annotations
@@ -39,9 +52,18 @@ from experiments.analysis.time_to_good import (
     run_time_to_good,
     summarize_time_to_good,
 )
+from recsim_env.validation import fail
 
 AGENTS = ("pqn", "dqn", "sb3_dqn", "sb3_ppo")
 ENVS = ("stationary", "long_term")
+#: the reference agents and the key their ``eval/return`` stands in for
+REFERENCE_AGENTS = {
+    "oracle": "eval/ref_oracle_return",
+    "oracle_longterm": "eval/ref_longterm_return",
+}
+
+Series = dict[str, tuple[np.ndarray, np.ndarray]]
+RefKey = tuple[str, int, int, int]  # env id, seed, eval_every, eval_episodes
 
 
 def _compose(overrides: Sequence[str]) -> tuple[Any, dict[str, str]]:
@@ -71,13 +93,89 @@ def read_series(metrics_csv: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {k: (np.asarray(s), np.asarray(v)) for k, (s, v) in rows.items()}
 
 
-def final_share(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> float:
+def load_references(paths: Sequence[Path]) -> dict[RefKey, Series]:
+    """The reference runs under ``paths`` (run dirs, or dirs holding them at any depth): per
+    (env id, seed, ``eval_every``, ``eval_episodes``), ``eval/ref_oracle_return`` and
+    ``eval/ref_longterm_return`` as the ``eval/return`` series of ``agent=oracle`` and
+    ``agent=oracle_longterm``. Other agents' runs and unfinished runs (no ``metrics.csv``) are
+    left out."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    refs: dict[RefKey, Series] = {}
+    for path in paths:
+        if not Path(path).is_dir():
+            fail("--references", str(path), "run or sweep dirs of agent=oracle / oracle_longterm")
+        for record in sorted(Path(path).rglob("run.json")):
+            run_dir = record.parent
+            agent = json.loads(record.read_text()).get("choices", {}).get("agent")
+            if agent not in REFERENCE_AGENTS or not (run_dir / "metrics.csv").is_file():
+                continue
+            cfg: Any = OmegaConf.load(run_dir / "config.yaml")
+            key = _ref_key(cfg)
+            series = read_series(run_dir / "metrics.csv").get("eval/return")
+            if series is not None:
+                refs.setdefault(key, {})[REFERENCE_AGENTS[agent]] = series
+    return refs
+
+
+def _ref_key(cfg: Any) -> RefKey:
+    p = cfg.protocol
+    return (str(cfg.env.id), int(cfg.seed), int(p.eval_every), int(p.eval_episodes))
+
+
+def _returning_users(cfg: Any) -> bool:
+    """Whether the env's users return (then the long-term reference is part of the target)."""
+    import gymnasium as gym
+
+    import recsim_env  # noqa: F401  (registers the ids)
+
+    given = (cfg.env.get("kwargs") or {}).get("returning_users")
+    if given is not None:
+        return bool(given)
+    return bool(gym.spec(str(cfg.env.id)).kwargs.get("returning_users", False))
+
+
+def usable_references(refs: dict[RefKey, Series], cfg: Any) -> Series | None:
+    """The reference series for this run's config, if complete (the myopic oracle, and the
+    long-term reference where users return); else ``None`` (the run measures its own)."""
+    found = refs.get(_ref_key(cfg))
+    if not found or "eval/ref_oracle_return" not in found:
+        return None
+    if _returning_users(cfg) and "eval/ref_longterm_return" not in found:
+        return None
+    return found
+
+
+def applied_preset(run_dir: Path) -> str:
+    """The tuned preset a run was composed with (``run.json``'s ``agent/tuned`` choice, kept only
+    where the preset file exists), or ``"defaults"``."""
+    import json
+
+    from experiments.run.overrides import PRESET_GROUP
+
+    record = json.loads((run_dir / "run.json").read_text())
+    return str(record.get("choices", {}).get(PRESET_GROUP, "defaults"))
+
+
+def final_share(series: Series) -> float:
     """The last evaluation's share: of the headroom (myopic oracle 0, long-term reference 1) where
-    the long-term reference was measured, else of the myopic oracle's return."""
-    last = {k: float(v[1][-1]) for k, v in series.items() if k.startswith("eval/") and len(v[1])}
-    r, m = last.get("eval/return", math.nan), last.get("eval/ref_oracle_return", math.nan)
-    if "eval/ref_longterm_return" in last:
-        lt = last["eval/ref_longterm_return"]
+    the long-term reference was measured, else of the myopic oracle's return. The references are
+    taken at the step of the agent's last evaluation (reference runs may go on beyond it)."""
+    if "eval/return" not in series or not len(series["eval/return"][0]):
+        return math.nan
+    steps, returns = series["eval/return"]
+    step, r = float(steps[-1]), float(returns[-1])
+
+    def ref(key: str) -> float:
+        s, v = series.get(key, (np.empty(0), np.empty(0)))
+        hit = np.flatnonzero(np.asarray(s, dtype=np.float64) == step)
+        return float(v[hit[-1]]) if hit.size else math.nan
+
+    m = ref("eval/ref_oracle_return")
+    if "eval/ref_longterm_return" in series:
+        lt = ref("eval/ref_longterm_return")
         return (r - m) / (lt - m) if lt != m else math.nan
     return r / m if m else math.nan
 
@@ -92,14 +190,22 @@ def bench_time_to_good(
     eval_every: int = 5_000,
     eval_episodes: int = 128,
     extra_overrides: Sequence[str] = (),
+    references: Sequence[Path] = (),
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """Train every (env, seed, agent) with the runner into ``out_dir`` and summarise (module doc)."""
+    """Train every (env, seed, agent) with the runner into ``out_dir`` and summarise (module doc).
+    ``references``: dirs of reference runs to read instead of evaluating them in every run;
+    ``reuse``: a run dir already holding a completed run of the same overrides is read, not
+    trained again (a benchmark stopped part-way, or run in parts, is summarised whole)."""
     from experiments.run.job import run
+
+    refs = load_references(references)
 
     report: dict[str, Any] = {
         "settings": dict(
             envs=list(envs), agents=list(agents), seeds=list(seeds), total_steps=total_steps,
             eval_every=eval_every, eval_episodes=eval_episodes, extra=list(extra_overrides),
+            references=[str(p) for p in references],
         ),
         "envs": {},
     }  # fmt: skip
@@ -111,34 +217,54 @@ def bench_time_to_good(
                 overrides = [
                     f"agent={agent}", f"env={env}", f"seed={seed}",
                     f"protocol.total_steps={total_steps}", f"protocol.eval_every={eval_every}",
-                    f"protocol.eval_episodes={eval_episodes}", "protocol/parts=with_references",
+                    f"protocol.eval_episodes={eval_episodes}",
                     "protocol.checkpoint_every=0", "protocol.checkpoint_replay=false",
                     "logger=csv", "progress=false", *extra_overrides,
                 ]  # fmt: skip
                 cfg, choices = _compose(overrides)
+                given = usable_references(refs, cfg)
+                if given is None:  # measure them in the run, on the same users
+                    overrides.insert(6, "protocol/parts=with_references")
+                    cfg, choices = _compose(overrides)
                 run_dir = out_dir / env / agent / f"seed{seed}"
-                run(cfg, run_dir=run_dir, multirun=False, overrides=overrides, choices=choices)
-                series = read_series(run_dir / "metrics.csv")
+                if not (reuse and _completed(run_dir, overrides)):
+                    run(cfg, run_dir=run_dir, multirun=False, overrides=overrides, choices=choices)
+                series = {**read_series(run_dir / "metrics.csv"), **(given or {})}
                 ttg = run_time_to_good(series)
                 per_agent[agent]["runs"].append(
                     dict(
                         seed=seed,
                         run_dir=str(run_dir),
+                        preset=applied_preset(run_dir),
+                        references="given" if given is not None else "measured",
                         final_share=final_share(series),
+                        longterm_reference="eval/ref_longterm_return" in series,
                         **(ttg.to_dict() if ttg is not None else {}),
                     )
                 )
-        longterm = any("eval/ref_longterm_return" in read_series(Path(r["run_dir"]) / "metrics.csv")
-                       for a in per_agent.values() for r in a["runs"][:1])  # fmt: skip
+        longterm = any(r.get("longterm_reference") for a in per_agent.values() for r in a["runs"])
         for entry in per_agent.values():
             done = [TimeToGood(**_ttg_fields(r)) for r in entry["runs"] if "reached" in r]
             entry["summary"] = summarize_time_to_good(done)
+            entry["presets"] = sorted({r["preset"] for r in entry["runs"]})
         report["envs"][env] = {
             "target": default_target(longterm).describe(),
             "agents": per_agent,
         }
     report["wall_seconds"] = time.perf_counter() - started
     return report
+
+
+def _completed(run_dir: Path, overrides: Sequence[str]) -> bool:
+    """A completed run of exactly these overrides is in ``run_dir``."""
+    import json
+
+    try:
+        status = json.loads((run_dir / "summary.json").read_text()).get("status")
+        given = json.loads((run_dir / "run.json").read_text()).get("overrides")
+    except (OSError, ValueError):
+        return False
+    return status == "completed" and list(given or []) == list(overrides)
 
 
 def _ttg_fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -158,9 +284,9 @@ def format_report(report: dict[str, Any]) -> str:
             "",
             f"### {env}: target {block['target']}",
             "",
-            "| agent | reached | user-steps (KM median) | seconds (KM median) | per seed "
-            "(user-steps) | last eval share (per seed) |",
-            "|---|---|---|---|---|---|",
+            "| agent | preset | reached | user-steps (KM median) | seconds (KM median) | per seed "
+            "(user-steps) | best eval ÷ target (per seed) | last eval share (per seed) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for agent, entry in block["agents"].items():
             summary, runs = entry["summary"], entry["runs"]
@@ -169,11 +295,13 @@ def format_report(report: dict[str, Any]) -> str:
                 for r in runs
             )  # fmt: skip
             shares = ", ".join(f"{r['final_share']:.2f}" for r in runs)
+            best = ", ".join(f"{r.get('best_ratio', math.nan):.2f}" for r in runs)
+            presets = ", ".join(entry.get("presets", [])) or "defaults"
             lines.append(
-                f"| {agent} | {summary['time_to_good/reached']:.0f}/{len(runs)} | "
+                f"| {agent} | {presets} | {summary['time_to_good/reached']:.0f}/{len(runs)} | "
                 f"{format_time(summary['time_to_good/user_steps_km_median'], summary['time_to_good/max_budget_steps'])} | "
                 f"{format_time(summary['time_to_good/seconds_km_median'], summary['time_to_good/max_budget_seconds'], ' s')} | "
-                f"{per_seed} | {shares} |"
+                f"{per_seed} | {best} | {shares} |"
             )  # fmt: skip
     return "\n".join(lines)
 
@@ -194,12 +322,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--eval-episodes", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("bench_results/time_to_good"),
                         help="run dirs and time_to_good.json go here")  # fmt: skip
+    parser.add_argument("--references", type=Path, nargs="*", default=[],
+                        help="run/sweep dirs of agent=oracle and oracle_longterm (same env, seed, "
+                        "eval schedule) to read the references from instead of evaluating them")  # fmt: skip
+    parser.add_argument("--reuse", action="store_true",
+                        help="read the completed runs of the same settings already under --out")  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="more recsim-train overrides for every run")
     args = parser.parse_args(argv)
     report = bench_time_to_good(
         args.out, envs=args.envs, agents=args.agents, seeds=args.seeds,
         total_steps=args.total_steps, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, extra_overrides=args.overrides,
+        references=args.references, reuse=args.reuse,
     )  # fmt: skip
     print(format_report(report), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

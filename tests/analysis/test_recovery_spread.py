@@ -15,6 +15,7 @@ from experiments.analysis.recovery_spread import (
     km_means_weighted,
     recovery_spread,
     separation,
+    separation_from_means,
     world_spread,
 )
 
@@ -176,3 +177,52 @@ def test_events_shared_by_both_agents_are_resampled_together():
     assert paired["ci_diff"] == pytest.approx([-1000, -1000])
     apart = separation([{**r, "event": None} for r in table], "A", "B", reps=300)
     assert not apart["paired_events"] and not apart["separable"]
+
+
+def test_separation_from_means_without_event_noise_is_the_bootstrap_over_worlds():
+    a = {0: (1000.0, 0.0), 1: (2000.0, 0.0), 2: (1500.0, 0.0), 9: (7.0, 1.0)}
+    b = {0: (4000.0, 0.0), 1: (3000.0, 0.0), 2: (5000.0, 0.0)}
+    res = separation_from_means(a, b, reps=500)
+    d = [-3000.0, -1000.0, -3500.0]  # world 9 is A's only: left out
+    assert res["worlds"] == 3 and res["diff"] == pytest.approx(np.mean(d))
+    assert min(d) <= res["ci_diff"][0] < res["ci_diff"][1] <= max(d)
+    assert res["separable"] and res["a_faster"] == 3 and not res["paired_events"]
+    assert res["sd_a"] == pytest.approx(500.0) and res["sd_b"] == pytest.approx(1000.0)
+    assert res["spread_below_diff"]  # both SDs below |A − B| = 2,500
+
+
+def test_separation_from_means_widens_with_the_worlds_event_noise():
+    a = {w: (1000.0 + 100 * w, 0.0) for w in range(5)}
+    b = {w: (2500.0 + 50 * w, 0.0) for w in range(5)}
+    tight = separation_from_means(a, b, reps=2000)
+    noisy = separation_from_means(
+        {w: (m, 1500.0) for w, (m, _) in a.items()}, {w: (m, 1500.0) for w, (m, _) in b.items()}
+    )
+    assert tight["separable"] and not noisy["separable"]
+    assert noisy["diff"] == tight["diff"]
+    width = noisy["ci_diff"][1] - noisy["ci_diff"][0]
+    # the mean of 5 draws with SD sqrt(2) * 1500: a 95 % interval about 2 * 1.96 * 949 wide
+    assert width == pytest.approx(2 * 1.96 * math.sqrt(2) * 1500 / math.sqrt(5), rel=0.15)
+
+
+def test_separation_from_means_is_close_to_the_event_bootstrap_for_independent_events():
+    """Built from the per-world KM means and SEs that world_spread measures, its CI is about as
+    wide as the hierarchical event bootstrap's when A's and B's events are independent."""
+    rng = np.random.default_rng(3)
+    table = []
+    for w in range(5):
+        table += rows("a", w, list(rng.choice([0.0, 30000.0], 25, p=[0.85, 0.15])))
+        table += rows("b", w, list(rng.choice([0.0, 30000.0], 25, p=[0.7, 0.3])))
+    exact = separation(table, "a", "b", reps=2000)
+    spread = world_spread(table, reps=2000)
+    means = {g: {x["world"]: (x["km_mean"], x["se"]) for x in spread[g]["worlds"]} for g in "ab"}
+    approx = separation_from_means(means["a"], means["b"], reps=2000)
+    assert approx["diff"] == pytest.approx(exact["diff"])
+    w_exact = exact["ci_diff"][1] - exact["ci_diff"][0]
+    w_approx = approx["ci_diff"][1] - approx["ci_diff"][0]
+    assert w_approx == pytest.approx(w_exact, rel=0.3)
+
+
+def test_separation_from_means_refuses_a_bad_se():
+    with pytest.raises(ValueError, match=r"invalid b\[0\]="):
+        separation_from_means({0: (1.0, 0.0)}, {0: (1.0, -1.0)})
