@@ -76,7 +76,7 @@ def _flush_all() -> None:
 
 
 @contextlib.contextmanager
-def _forward_signals(pid: int, received: list[int]) -> Iterator[None]:
+def _forward_signals(pid: int, received: list[int] | None = None) -> Iterator[None]:
     """SIGINT/SIGTERM to this process go on to the child (which checkpoints and stops); each
     signal passed on is appended to ``received``."""
     if threading.current_thread() is not threading.main_thread():
@@ -85,7 +85,8 @@ def _forward_signals(pid: int, received: list[int]) -> Iterator[None]:
     previous = {}
 
     def forward(signum: int, frame: object) -> None:
-        received.append(signum)
+        if received is not None:
+            received.append(signum)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
