@@ -52,6 +52,7 @@ from experiments.analysis.time_to_good import (
     run_time_to_good,
     summarize_time_to_good,
 )
+from experiments.run.overrides import compose_config
 from recsim_env.validation import fail
 
 AGENTS = ("pqn", "dqn", "sb3_dqn", "sb3_ppo")
@@ -64,22 +65,6 @@ REFERENCE_AGENTS = {
 
 Series = dict[str, tuple[np.ndarray, np.ndarray]]
 RefKey = tuple[str, int, int, int]  # env id, seed, eval_every, eval_episodes
-
-
-def _compose(overrides: Sequence[str]) -> tuple[Any, dict[str, str]]:
-    """``conf/config.yaml`` with ``overrides`` (Hydra's compose API); (config, group choices)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from experiments.run.config import CONF_DIR
-    from experiments.run.overrides import clean_choices
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="bench"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    choices = clean_choices(cfg.hydra.runtime.choices)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg, choices
 
 
 def read_series(metrics_csv: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -221,11 +206,11 @@ def bench_time_to_good(
                     "protocol.checkpoint_every=0", "protocol.checkpoint_replay=false",
                     "logger=csv", "progress=false", *extra_overrides,
                 ]  # fmt: skip
-                cfg, choices = _compose(overrides)
+                cfg, choices = compose_config(overrides, job_name="bench")
                 given = usable_references(refs, cfg)
                 if given is None:  # measure them in the run, on the same users
                     overrides.insert(6, "protocol/parts=with_references")
-                    cfg, choices = _compose(overrides)
+                    cfg, choices = compose_config(overrides, job_name="bench")
                 run_dir = out_dir / env / agent / f"seed{seed}"
                 if not (reuse and _completed(run_dir, overrides)):
                     run(cfg, run_dir=run_dir, multirun=False, overrides=overrides, choices=choices)

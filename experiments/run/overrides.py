@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["PRESET_GROUP", "clean_choices", "override_key", "same_job"]
+__all__ = ["PRESET_GROUP", "clean_choices", "compose_config", "override_key", "same_job"]
 
 #: The config group of the per-(agent, env) tuned presets, ``conf/agent/tuned/<agent>/<env>.yaml``,
 #: chosen by ``conf/config.yaml`` as ``${agent}/${env}``; a run's ``run.json`` keeps this choice only
@@ -24,6 +24,24 @@ def clean_choices(choices: Mapping[Any, Any]) -> dict[str, str]:
         for k, v in choices.items()
         if v is not None and not str(k).startswith("hydra")
     }
+
+
+def compose_config(
+    overrides: Sequence[str], job_name: str = "compose"
+) -> tuple[Any, dict[str, str]]:
+    """``conf/config.yaml`` composed with ``overrides`` (Hydra's compose API, as ``recsim-train``
+    composes a job): (the config without its ``hydra`` node, the group choices)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from experiments.run.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=job_name):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    choices = clean_choices(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices
 
 
 def override_key(override: str) -> str:

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from experiments.analysis.schema import optimization_direction, summary_metric_names
-from experiments.run.config import CONF_DIR, ConfigError, validate
+from experiments.run.config import ConfigError, validate
 from experiments.run.job import run
+from experiments.run.overrides import compose_config as _compose
 from experiments.run.protocol import RunInterrupted
-from experiments.run.rundir import PRUNED, RunDir, clean_choices, override_key
+from experiments.run.rundir import PRUNED, RunDir, override_key
 from experiments.tune.space import SearchSpace, _override_value
 
 log = logging.getLogger("experiments.tune")
@@ -65,14 +66,7 @@ class TrialFailed(Exception):
 # ---------------------------------------------------------------------------------------- trials
 def compose_config(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
     """Compose ``conf/config.yaml`` with ``overrides``; returns (config, group choices)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="tune"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    choices = clean_choices(cfg.hydra.runtime.choices)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg, choices
+    return _compose(overrides, job_name="tune")
 
 
 def train_command(overrides: Sequence[str]) -> str:
