@@ -24,11 +24,15 @@ recorded in each unfinished member's run dir and the sweep goes on.
 Scale-out: ``n_jobs`` > 1 runs populations (and ordinary jobs) in that many joblib (loky) worker
 processes; a group larger than ``max_population`` is split, and with ``n_jobs`` > 1 and no
 ``max_population`` each group is split into ``n_jobs`` populations so that every worker gets one.
+``backend: ray`` / ``submitit`` runs each of these units as a Ray task or a submitit (SLURM) job
+instead (:mod:`experiments.integrations.batched_remote`; presets ``hydra/launcher=batched_ray``,
+``batched_slurm``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import logging.config
 import math
@@ -59,7 +63,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from experiments.run.isolation import _flush_all, _forward_signals, _record_killed
+from experiments.run.isolation import _record_killed, fork_call
 from experiments.run.job import JobInfo, preload
 from experiments.run.rundir import COMPLETED, FAILED, RunDir, RunDirLocked, clean_choices
 from experiments.run.secrets import scrub
@@ -156,8 +160,12 @@ def launch(
     *,
     n_jobs: int,
     max_population: int | None,
+    backend: str,
+    remote: dict[str, Any] | None,
 ) -> list[JobReturn]:
-    """The launch of a sweep's jobs (module doc); the returns in the order of ``job_overrides``."""
+    """The launch of a sweep's jobs (module doc); the returns in the order of ``job_overrides``.
+    ``backend``: ``local`` (this machine), ``ray`` or ``submitit`` with ``remote`` its options
+    (:mod:`experiments.integrations.batched_remote`)."""
     setup_globals()
     hydra_context = cast(HydraContext, launcher.hydra_context)  # type: ignore[attr-defined]
     config = cast(DictConfig, launcher.config)  # type: ignore[attr-defined]
@@ -177,13 +185,14 @@ def launch(
     populations = [u for u in units if u.population]
     log.info(
         "Batched launcher: %d job(s) into %s: %d population(s) of %s job(s), %d ordinary job(s), "
-        "%d at a time",
+        "%d at a time (%s)",
         len(job_overrides),
         sweep_dir,
         len(populations),
         "+".join(str(len(u.positions)) for u in populations) or "0",
         sum(not u.population for u in units),
         max(1, n_jobs),
+        backend,
     )
     for unit in units:
         jobs = " | ".join(
@@ -192,7 +201,24 @@ def launch(
         )
         log.info("\t%s: %s", "population" if unit.population else "job", jobs)
     returns: dict[int, JobReturn] = {}
-    if n_jobs <= 1:
+
+    def jobs_of(unit: Unit) -> list[tuple[int, list[str]]]:
+        return [(initial_job_idx + p, list(job_overrides[p])) for p in unit.positions]
+
+    if backend != "local":
+        from experiments.integrations.batched_remote import lost_job, run_remote
+
+        payload = functools.partial(
+            _run_unit_in_worker, hydra_context, config, task_function, Singleton.get_state()
+        )
+        outcomes = run_remote(
+            backend, remote or {}, payload, [(u, jobs_of(u)) for u in units], n_jobs
+        )
+        for unit, outcome in zip(units, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                outcome = [lost_job(configs[p], job_overrides[p], outcome) for p in unit.positions]
+            returns.update(zip(unit.positions, outcome, strict=True))
+    elif n_jobs <= 1:
         for unit in units:
             rets = run_unit(
                 hydra_context, task_function, [configs[p] for p in unit.positions], unit
@@ -217,7 +243,7 @@ def launch(
                     task_function,
                     state,
                     unit,
-                    [(initial_job_idx + p, list(job_overrides[p])) for p in unit.positions],
+                    jobs_of(unit),
                 )
 
         with stop:
@@ -443,39 +469,13 @@ def _in_child(
         return list(work())
     if preload_cfg is not None:
         preload(preload_cfg)
-    read_end, write_end = os.pipe()
-    _flush_all()
-    pid = os.fork()
-    if pid == 0:  # the child: train, send the outcomes, never return into the launcher
-        code = 1
-        try:
-            os.close(read_end)
-            outcomes = [_picklable(o) for o in work()]
-            data = pickle.dumps(outcomes)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_end, view) :]
-            code = 0
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            _flush_all()
-            os._exit(code)
-    os.close(write_end)
-    chunks = []
-    with _forward_signals(pid):
-        while chunk := os.read(read_end, 1 << 16):
-            chunks.append(chunk)
-        _, status = os.waitpid(pid, 0)
-    os.close(read_end)
+    data, status, _ = fork_call(lambda: pickle.dumps([_picklable(o) for o in work()]))
     if os.WIFSIGNALED(status):
         name = signal.Signals(os.WTERMSIG(status)).name
         for run_dir in run_dirs:
             _record_killed(RunDir(run_dir), name)
         return [math.nan] * len(run_dirs)
-    if chunks:
-        return cast(list[float | BaseException], pickle.loads(b"".join(chunks)))
+    if data:
+        return cast(list[float | BaseException], pickle.loads(data))
     error = PopulationFailed("the population's process failed before any result: see train.log")
     return [error] * len(run_dirs)

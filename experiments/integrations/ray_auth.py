@@ -51,7 +51,8 @@ def _non_empty(path: Path) -> bool:
 
 def is_ray_launcher(config: DictConfig) -> bool:
     target = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
-    return target.endswith("RayLauncher")
+    batched_on_ray = OmegaConf.select(config, "hydra.launcher.backend") == "ray"
+    return target.endswith("RayLauncher") or (target.endswith("BatchedLauncher") and batched_on_ray)
 
 
 class RayTokenAuth(Callback):

@@ -45,7 +45,7 @@ ISOLATED_LAUNCHERS = (
 )  # jobs share a process: fork each
 ENV_SWITCH = "RECSIM_ISOLATE_JOBS"
 
-__all__ = ["JobKilled", "isolate_this_job", "run_in_child"]
+__all__ = ["JobKilled", "fork_call", "isolate_this_job", "run_in_child"]
 
 
 class JobKilled(RuntimeError):
@@ -99,23 +99,20 @@ def _forward_signals(pid: int, received: list[int] | None = None) -> Iterator[No
             signal.signal(sig, handler)
 
 
-def run_in_child(
-    job: Callable[[], float], run_dir: str | Path, *, stop_on_signal: bool = False
-) -> float:
-    """``job()`` in a forked child; its return value, or NaN if it died (recorded in ``run_dir``).
-
-    ``stop_on_signal``: after passing a SIGINT/SIGTERM on to the child, end this process with exit
-    code 130 once the child has checkpointed (the basic launcher's loop would otherwise start the
-    next job of an interrupted sweep)."""
+def fork_call(work: Callable[[], bytes]) -> tuple[bytes, int, list[int]]:
+    """``work()`` in a forked child that never returns into this process: the bytes it returned
+    (empty if it failed: its traceback is printed), the child's wait status, and the signals
+    passed on to it while this process waited (:func:`_forward_signals`)."""
     read_end, write_end = os.pipe()
     _flush_all()
     pid = os.fork()
-    if pid == 0:  # the child: run the job, send its value, never return into the launcher
+    if pid == 0:
         code = 1
         try:
             os.close(read_end)
-            value = job()
-            os.write(write_end, json.dumps(float(value)).encode())
+            view = memoryview(work())
+            while view:
+                view = view[os.write(write_end, view) :]
             code = 0
         except RunInterrupted:  # checkpointed and recorded `interrupted`: no traceback
             code = 130
@@ -128,10 +125,22 @@ def run_in_child(
     chunks = []
     received: list[int] = []
     with _forward_signals(pid, received):
-        while chunk := os.read(read_end, 4096):
+        while chunk := os.read(read_end, 1 << 16):
             chunks.append(chunk)
         _, status = os.waitpid(pid, 0)
     os.close(read_end)
+    return b"".join(chunks), status, received
+
+
+def run_in_child(
+    job: Callable[[], float], run_dir: str | Path, *, stop_on_signal: bool = False
+) -> float:
+    """``job()`` in a forked child; its return value, or NaN if it died (recorded in ``run_dir``).
+
+    ``stop_on_signal``: after passing a SIGINT/SIGTERM on to the child, end this process with exit
+    code 130 once the child has checkpointed (the basic launcher's loop would otherwise start the
+    next job of an interrupted sweep)."""
+    data, status, received = fork_call(lambda: json.dumps(float(job())).encode())
     if received and stop_on_signal:
         name = signal.Signals(received[0]).name
         log.warning(
@@ -144,8 +153,8 @@ def run_in_child(
         raise SystemExit(130)
     if os.WIFSIGNALED(status):
         return _record_killed(RunDir(run_dir), signal.Signals(os.WTERMSIG(status)).name)
-    if chunks:
-        return float(json.loads(b"".join(chunks)))
+    if data:
+        return float(json.loads(data))
     return math.nan  # it failed past the runner (which recorded what it could)
 
 

@@ -20,11 +20,23 @@ from omegaconf import DictConfig
 class BatchedLauncher(Launcher):
     """``n_jobs``: processes that run populations (and ordinary jobs) at the same time (joblib
     workers when > 1); ``max_population``: the most jobs in one population (null: no limit, but
-    with ``n_jobs`` > 1 each group is split into ``n_jobs`` populations)."""
+    with ``n_jobs`` > 1 each group is split into ``n_jobs`` populations); ``backend``: where the
+    processes run, ``local`` (this machine), ``ray`` (each one a Ray task, options in ``ray``) or
+    ``submitit`` (each one a SLURM or local submitit job, options in ``submitit``)."""
 
-    def __init__(self, *, n_jobs: int, max_population: int | None, **_: Any) -> None:
+    def __init__(
+        self,
+        *,
+        n_jobs: int,
+        max_population: int | None,
+        backend: str,
+        ray: Any = None,
+        submitit: Any = None,
+        **_: Any,
+    ) -> None:
         # no defaults here: conf/hydra/launcher/batched.yaml is their one source
-        from recsim_env.validation import check_int
+        from experiments.integrations.batched_remote import BACKENDS, check_options
+        from recsim_env.validation import check_choice, check_int
 
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
@@ -33,6 +45,10 @@ class BatchedLauncher(Launcher):
         self.max_population = check_int(
             "hydra.launcher.max_population", max_population, 1, optional=True
         )
+        self.backend = check_choice("hydra.launcher.backend", backend, BACKENDS)
+        self.remote = None
+        if self.backend != "local":
+            self.remote = check_options(self.backend, ray if self.backend == "ray" else submitit)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -52,4 +68,6 @@ class BatchedLauncher(Launcher):
             initial_job_idx,
             n_jobs=self.n_jobs,
             max_population=self.max_population,
+            backend=self.backend,
+            remote=self.remote,
         )

@@ -356,4 +356,4 @@ def test_launcher_options_are_checked_naming_the_key(n_jobs, max_population, mes
     from recsim_env.validation import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape(message)):
-        BatchedLauncher(n_jobs=n_jobs, max_population=max_population)
+        BatchedLauncher(n_jobs=n_jobs, max_population=max_population, backend="local")
