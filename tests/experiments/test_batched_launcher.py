@@ -357,3 +357,27 @@ def test_launcher_options_are_checked_naming_the_key(n_jobs, max_population, mes
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         BatchedLauncher(n_jobs=n_jobs, max_population=max_population, backend="local")
+
+
+def test_update_floor_bench_measures_both_calls_and_projects_the_grid(capsys):
+    """``python -m experiments.bench.update_floor`` (the CPU floor of a DQN sweep; figures in
+    docs/fast-sweeps.md): both timings are measured and the projection follows from them."""
+    from experiments.bench.update_floor import main
+
+    args = [
+        "--members",
+        "2",
+        "--calls",
+        "2",
+        "--runs",
+        "3",
+        "--total-steps",
+        "1600",
+        "--cores",
+        "1",
+    ]
+    result = main(args)
+    assert result["one_ms"] > 0 and result["amortised_ms"] > 0
+    # 1,600 user-steps at B = 16 = 100 gradient steps per run, 3 runs, 1 core
+    assert math.isclose(result["floor_min"], 3 * 100 * result["amortised_ms"] / 1e3 / 60)
+    assert "(the floor)" in capsys.readouterr().out
