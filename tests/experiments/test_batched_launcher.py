@@ -32,9 +32,14 @@ TINY = ("protocol=tiny", "protocol.total_steps=320")
 RTOL = 1e-4
 
 
-def recsim_train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``recsim-train`` of this checkout (``python -m experiments.train``)."""
+def recsim_train(
+    *args: str, timeout: float = 300, importable: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``recsim-train`` of this checkout (``python -m experiments.train``); ``importable``: a
+    folder whose modules the jobs can import (a test's own agents)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    if importable is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(importable), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "experiments.train", *args],
         cwd=ROOT,

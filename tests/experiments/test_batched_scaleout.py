@@ -16,11 +16,11 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import test_batched_launcher as batched_launcher_tests
 from hydra import compose, initialize_config_dir
 
 from agents.baselines import RandomAgent
@@ -35,18 +35,9 @@ SWEEP = ("-m", "agent=dqn,random", "seed=0,1", *TINY)  # one population of 2 + 2
 LOCAL_SUBMITIT = ("hydra/launcher=batched_slurm", "hydra.launcher.submitit.cluster=local")
 
 
-def recsim_train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def recsim_train(*args: str) -> subprocess.CompletedProcess:
     """``recsim-train`` of this checkout, with this module importable (its test agent)."""
-    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", PYTHONPATH=path)
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.train", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    return batched_launcher_tests.recsim_train(*args, importable=HERE)
 
 
 def launcher_config(*overrides: str):
