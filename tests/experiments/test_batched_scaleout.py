@@ -174,3 +174,15 @@ def test_units_as_ray_tasks_write_the_run_dirs_the_local_launcher_writes(tmp_pat
     assert result.returncode == 0, output
     assert "1 population(s) of 2 job(s), 2 ordinary job(s)" in output and "(ray)" in output
     assert_same_runs(dirs["ray"], dirs["local"])
+
+
+def test_ray_token_auth_applies_to_the_batched_launcher_on_ray_only():
+    """experiments.integrations.ray_auth sets token mode for a Ray launcher's client when the user
+    has a token: batched_ray is one, the local batched launcher is not."""
+    from omegaconf import OmegaConf
+
+    from experiments.integrations.ray_auth import is_ray_launcher
+
+    for preset, expected in (("batched_ray", True), ("batched", False), ("batched_slurm", False)):
+        launcher = launcher_config(f"hydra/launcher={preset}")
+        assert is_ray_launcher(OmegaConf.create({"hydra": {"launcher": launcher}})) is expected
