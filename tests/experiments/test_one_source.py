@@ -62,7 +62,10 @@ def test_env_yaml_is_a_preset_of_the_one_schema(path):
 @pytest.mark.parametrize("name", sorted(AGENTS))
 def test_agent_built_in_python_and_through_hydra_resolve_alike(name, compose_cfg, make_env):
     extra = SMALL.get(name, {})
-    cfg = compose_cfg(f"agent={name}", *(f"agent.{k}={v}" for k, v in extra.items()))
+    # `~agent/tuned`: the defaults, not the per-env preset of the default env (conf/agent/tuned/)
+    cfg = compose_cfg(
+        f"agent={name}", "~agent/tuned", *(f"agent.{k}={v}" for k, v in extra.items())
+    )
     composed = OmegaConf.to_container(cfg.agent, resolve=True)
     target = composed.pop("_target_")
     assert target == AGENTS[name].target
