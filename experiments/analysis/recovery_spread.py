@@ -301,17 +301,8 @@ def separation(
     else:
         world_var_diff = math.nan
     z = float(scipy_stats.norm.ppf(0.5 + confidence / 2))
-    sd_a, sd_b = sa["sd"], sb["sd"]
     return {
-        "worlds": n_w,
-        "diff": diff,
-        "ci_diff": ci,
-        "separable": bool(ci[0] > 0 or ci[1] < 0),
-        "a_faster": int(np.sum(ma < mb)),
-        "paired_events": all_paired,
-        "sd_a": sd_a,
-        "sd_b": sd_b,
-        "spread_below_diff": bool(max(sd_a, sd_b) < abs(diff)) if n_w >= 2 else False,
+        **_comparison(ma, mb, ci, sa["sd"], sb["sd"], all_paired),
         "events": float(np.median(sa["events"] + sb["events"])),
         # n with z * sqrt((world_var_diff + event_var_diff / n) / W) <= |diff|
         "events_to_separate": events_needed(
@@ -381,15 +372,23 @@ def separation_from_means(
     two = d.size >= 2
     sd_a = float(np.std(ma, ddof=1)) if two else math.nan
     sd_b = float(np.std(mb, ddof=1)) if two else math.nan
-    diff = float(d.mean())
+    return _comparison(ma, mb, ci, sd_a, sd_b, paired_events=False)
+
+
+def _comparison(
+    ma: np.ndarray, mb: np.ndarray, ci: list[float], sd_a: float, sd_b: float, paired_events: bool
+) -> dict[str, Any]:
+    """The keys :func:`separation` and :func:`separation_from_means` share, from the per-world KM
+    means of A and B (same worlds, same order) and the CI of their mean difference."""
+    diff = float(np.mean(ma - mb))
     return {
-        "worlds": int(d.size),
+        "worlds": int(ma.size),
         "diff": diff,
         "ci_diff": ci,
         "separable": bool(ci[0] > 0 or ci[1] < 0),
         "a_faster": int(np.sum(ma < mb)),
-        "paired_events": False,
+        "paired_events": paired_events,
         "sd_a": sd_a,
         "sd_b": sd_b,
-        "spread_below_diff": bool(max(sd_a, sd_b) < abs(diff)) if two else False,
+        "spread_below_diff": bool(max(sd_a, sd_b) < abs(diff)) if ma.size >= 2 else False,
     }

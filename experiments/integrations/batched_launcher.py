@@ -63,7 +63,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from experiments.run.isolation import _record_killed, fork_call
+from experiments.run.isolation import ENV_SWITCH, _record_killed, fork_call
 from experiments.run.job import JobInfo, preload
 from experiments.run.rundir import COMPLETED, FAILED, RunDir, RunDirLocked, clean_choices
 from experiments.run.secrets import scrub
@@ -465,7 +465,7 @@ def _in_child(
     run_dirs: list[Path],
     preload_cfg: DictConfig | None = None,
 ) -> list[float | BaseException]:
-    if not hasattr(os, "fork") or os.environ.get("RECSIM_ISOLATE_JOBS", "1") == "0":
+    if not hasattr(os, "fork") or os.environ.get(ENV_SWITCH, "1") == "0":
         return list(work())
     if preload_cfg is not None:
         preload(preload_cfg)

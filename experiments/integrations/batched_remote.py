@@ -30,6 +30,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.run.isolation import ENV_SWITCH
 from experiments.run.rundir import COMPLETED, FAILED, RunDir, RunDirLocked
 from recsim_env.validation import ConfigError, check_keys
 
@@ -68,9 +69,17 @@ def run_remote(
 
 
 def in_worker(payload: Payload, unit: Any, jobs: Jobs) -> list[JobReturn]:
-    """What a remote worker runs: the unit, without forking (module doc)."""
-    os.environ["RECSIM_ISOLATE_JOBS"] = "0"
-    return payload(unit, jobs)
+    """What a remote worker runs: the unit, without forking (module doc). The switch is put back
+    afterwards (submitit's ``debug`` cluster runs this in the launcher's own process)."""
+    previous = os.environ.get(ENV_SWITCH)
+    os.environ[ENV_SWITCH] = "0"
+    try:
+        return payload(unit, jobs)
+    finally:
+        if previous is None:
+            del os.environ[ENV_SWITCH]
+        else:
+            os.environ[ENV_SWITCH] = previous
 
 
 def check_options(backend: str, options: Any) -> dict[str, Any]:

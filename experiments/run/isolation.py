@@ -45,7 +45,7 @@ ISOLATED_LAUNCHERS = (
 )  # jobs share a process: fork each
 ENV_SWITCH = "RECSIM_ISOLATE_JOBS"
 
-__all__ = ["JobKilled", "fork_call", "isolate_this_job", "run_in_child"]
+__all__ = ["ENV_SWITCH", "JobKilled", "fork_call", "isolate_this_job", "run_in_child"]
 
 
 class JobKilled(RuntimeError):
