@@ -77,7 +77,12 @@ def test_command_line_overrides_win_over_the_preset(agent: str, env: str) -> Non
 
 @pytest.mark.parametrize(
     ("agent", "env"),
-    [("dqn", "cold_start"), ("dqn", "movielens"), ("adaptive_dqn", "movielens"), ("dqn", "long_term")],
+    [
+        ("dqn", "cold_start"),
+        ("dqn", "movielens"),
+        ("adaptive_dqn", "movielens"),
+        ("dqn", "long_term"),
+    ],
 )
 def test_a_pair_without_preset_composes_as_before(agent: str, env: str) -> None:
     assert (agent, env) not in PAIRS
